@@ -1,0 +1,199 @@
+"""Calibrate a recognizer's score map and quality model on lfw-dev.
+
+    python -m bench.calibrate [--recognizer NAME] [--detector NAME]
+
+Runs the extractor over every lfw-dev photo, then:
+- score map: the similarity thresholds at FMR 1e-1 ... 1e-5 over all impostor pairs
+  become the knots of scores 4000 ... 8000 (see extractor/scores.py);
+- quality model: bench/quality_fit.py, with an identity-disjoint two-fold check;
+and writes extractor/models/calibration.json (shipped with the code),
+bench/results/calibration.json, docs/scores.md and docs/quality.md. Re-run
+``facegate models fetch`` afterwards to copy the calibration into the manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from bench.dataset import REPO_ROOT, lfw_dev
+from bench.embed import run_pipeline
+from bench.metrics import genuine_scores, impostor_scores, threshold_at_rate
+from bench.quality_fit import error_versus_reject, fit_quality, mate_utility
+from extractor.loader import load_extractor
+from extractor.models.manifest import ScoreCalibration
+from extractor.scores import MAX_SCORE, ScoreMap
+from facegate.settings import Settings
+
+CALIBRATION_FILE = REPO_ROOT / "extractor" / "models" / "calibration.json"
+DECADES = (1, 2, 3, 4, 5)  # FMR 10^-k -> score 3000 + 1000 k
+TABLE_SCORES = (3000, 4000, 5000, 5500, 6000, 6500, 7000, 7500, 8000, 8500, 9000, 9500)
+
+
+def score_knots(impostor: np.ndarray) -> tuple[list[tuple[float, int]], list[float]]:
+    knots: list[tuple[float, int]] = [(-1.0, 0)]
+    fmrs = [1.0]
+    for k in DECADES:
+        knots.append((threshold_at_rate(impostor, 10.0**-k), 3000 + 1000 * k))
+        fmrs.append(10.0**-k)
+    knots.append((1.0, MAX_SCORE))
+    fmrs.append(0.0)
+    return knots, fmrs
+
+
+def rate_table(
+    score_map: ScoreMap, genuine: np.ndarray, impostor: np.ndarray
+) -> list[dict[str, float]]:
+    rows = []
+    for score in TABLE_SCORES:
+        similarity = score_map.similarity(score)
+        rows.append(
+            {
+                "score": score,
+                "similarity": similarity,
+                "fmr": float(np.count_nonzero(impostor >= similarity) / len(impostor)),
+                "fnmr": float(np.count_nonzero(genuine < similarity) / len(genuine)),
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recognizer", default="")
+    parser.add_argument("--detector", default="")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(
+        extractor={"recognizer": args.recognizer or None, "detector": args.detector or None}
+    )
+    extractor = load_extractor(settings, calibrating=True)
+    recognizer_name = extractor.model_id.split("@")[0]
+    images = lfw_dev()
+    print(f"extracting {len(images)} lfw-dev photos with {extractor.model_id}", flush=True)
+    run = run_pipeline(extractor, images)
+    extractor.close()
+    es = run.embeddings
+    genuine, impostor = genuine_scores(es), impostor_scores(es)
+    knots, fmrs = score_knots(impostor)
+    score_map = ScoreMap(knots)
+    table = rate_table(score_map, genuine, impostor)
+
+    threshold = score_map.similarity(6000)  # FMR 1e-3
+    utility = mate_utility(es)
+    model = fit_quality(run.features, utility, threshold)
+    # Identity-disjoint two-fold check: each half is scored by a model fitted on the other.
+    codes = es.label_codes()
+    fold = codes % 2
+    out_of_fold = np.full(len(es), np.nan)
+    for held_out in (0, 1):
+        train = [f if fold[i] != held_out else None for i, f in enumerate(run.features)]
+        fold_model = fit_quality(train, utility, threshold)
+        for i in np.flatnonzero(fold == held_out):
+            feature = run.features[i]
+            if feature is not None:
+                out_of_fold[i] = fold_model.score(feature)
+    in_sample = np.array([model.score(f) if f is not None else np.nan for f in run.features])
+    erc_cv = error_versus_reject(es, out_of_fold, threshold)
+    erc_fit = error_versus_reject(es, in_sample, threshold)
+
+    calibrations = json.loads(CALIBRATION_FILE.read_text()) if CALIBRATION_FILE.exists() else {}
+    calibrations[recognizer_name] = {
+        "score": ScoreCalibration(
+            knots=tuple(knots), dataset="lfw-dev (all impostor pairs)", fmr_at_knots=tuple(fmrs)
+        ).to_json(),
+        "quality": model.to_json(),
+        "detector": extractor.detector_id,
+    }
+    CALIBRATION_FILE.write_text(json.dumps(calibrations, indent=2, sort_keys=True) + "\n")
+    result: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()} {platform.processor() or ''} ({platform.node()})".strip(),
+        "command": "python -m bench.calibrate"
+        + (f" --recognizer {args.recognizer}" if args.recognizer else ""),
+        "recognizer": extractor.model_id,
+        "detector": extractor.detector_id,
+        "images": len(es),
+        "failures": run.failures,
+        "genuine_pairs": len(genuine),
+        "impostor_pairs": len(impostor),
+        "knots": knots,
+        "table": table,
+        "quality_weights": dict(zip(model.features, model.weights, strict=True)),
+        "quality_percentiles": {
+            str(p): float(np.nanpercentile(in_sample, p)) for p in (1, 5, 10, 25, 50, 75, 95)
+        },
+        "erc_cross_validated": [vars(p) for p in erc_cv],
+        "erc_in_sample": [vars(p) for p in erc_fit],
+    }
+    out = REPO_ROOT / "bench" / "results" / f"calibration-{recognizer_name}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    _write_docs(result)
+    print(json.dumps({k: result[k] for k in ("table", "erc_cross_validated")}, indent=1))
+    return 0
+
+
+def _write_docs(result: dict[str, Any]) -> None:
+    docs = REPO_ROOT / "docs"
+    rows = "\n".join(
+        f"| {r['score']} | {r['similarity']:.4f} | {r['fmr']:.2e} | {r['fnmr']:.4f} |"
+        for r in result["table"]
+    )
+    knots = "\n".join(f"| {s:.4f} | {v} |" for s, v in result["knots"])
+    (docs / f"scores-{result['recognizer'].split('@')[0]}.md").write_text(
+        f"""# Score table: {result["recognizer"]}
+
+Generated by `{result["command"]}` on {result["date"]} ({result["machine"]}),
+detector {result["detector"]}, over lfw-dev: {result["images"]} photos,
+{result["genuine_pairs"]:,} genuine pairs and all {result["impostor_pairs"]:,} impostor
+pairs. Failures (no face): {result["failures"] or "none"}.
+
+## Score -> false-match and false-non-match rates
+
+| score threshold | cosine similarity | FMR | FNMR |
+|---:|---:|---:|---:|
+{rows}
+
+## Knots of the similarity -> score map
+
+| similarity | score |
+|---:|---:|
+{knots}
+"""
+    )
+    erc = "\n".join(
+        f"| {a['rejected']:.0%} | {a['fnmr']:.4f} | {b['fnmr']:.4f} | {a['genuine_pairs']:,} |"
+        for a, b in zip(result["erc_cross_validated"], result["erc_in_sample"], strict=True)
+    )
+    weights = "\n".join(f"| {k} | {v:+.3f} |" for k, v in result["quality_weights"].items())
+    pct = ", ".join(f"p{k} {v:.3f}" for k, v in result["quality_percentiles"].items())
+    (docs / f"quality-{result['recognizer'].split('@')[0]}.md").write_text(
+        f"""# Quality calibration: {result["recognizer"]}
+
+Generated by `{result["command"]}` on {result["date"]}. Error-versus-reject on lfw-dev:
+FNMR at the fixed FMR 1e-3 threshold (score 6000) over the genuine pairs left after
+discarding the lowest-quality share of photos. "Cross-validated" scores each half of
+the identities with a model fitted on the other half; "in-sample" uses the shipped
+model fitted on all of lfw-dev.
+
+| discarded | FNMR (cross-validated) | FNMR (in-sample) | genuine pairs left |
+|---:|---:|---:|---:|
+{erc}
+
+Weights of the shipped model (standardised features; 0 = dropped for a wrong sign):
+
+| feature | weight |
+|---|---:|
+{weights}
+
+faceQualityScore distribution on lfw-dev: {pct}.
+"""
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,65 @@
+"""Runs facegate's extractor over a labelled image set, as the API would."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.dataset import LabelledImage
+from bench.metrics import EmbeddingSet
+from extractor.pipeline import FaceExtractor, FaceSelection
+from extractor.quality import QualityFeatures
+from facegate.errors import FacegateError
+
+
+@dataclass(frozen=True)
+class PipelineRun:
+    embeddings: EmbeddingSet
+    features: tuple[QualityFeatures | None, ...]
+    qualities: np.ndarray
+    """faceQualityScore per image, NaN where no face was found."""
+    file_names: tuple[str, ...]
+    seconds: float
+    failures: dict[str, int]
+    """Error type -> count, for images that gave no template."""
+
+
+def run_pipeline(
+    extractor: FaceExtractor,
+    images: Sequence[LabelledImage],
+    *,
+    selection: FaceSelection = FaceSelection.LARGEST,
+    clients: int = 4,
+) -> PipelineRun:
+    """Template of the largest face of every image (None when the extractor refuses it)."""
+
+    def one(image: LabelledImage) -> tuple[np.ndarray | None, QualityFeatures | None, float, str]:
+        try:
+            face = extractor.extract(image.path.read_bytes(), selection=selection).faces[0]
+        except FacegateError as error:
+            return None, None, float("nan"), error.error_type.type_name
+        quality = face.attributes.face_quality_score
+        return face.embedding, face.quality_features, quality, ""
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        results = list(pool.map(one, images))
+    seconds = time.perf_counter() - started
+    failures: dict[str, int] = {}
+    for _, _, _, failure in results:
+        if failure:
+            failures[failure] = failures.get(failure, 0) + 1
+    return PipelineRun(
+        embeddings=EmbeddingSet.from_optional(
+            [r[0] for r in results], [image.identity for image in images]
+        ),
+        features=tuple(r[1] for r in results),
+        qualities=np.array([r[2] for r in results]),
+        file_names=tuple(image.path.name for image in images),
+        seconds=seconds,
+        failures=failures,
+    )

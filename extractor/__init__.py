@@ -1,0 +1,1 @@
+"""Extractor service: image bytes -> faces (decode, detect, align, embed)."""

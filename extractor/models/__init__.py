@@ -1,0 +1,1 @@
+"""Model files: the pinned catalog, the fetcher and the on-disk manifest."""

@@ -1,0 +1,252 @@
+"""The extractor's domain logic: encoded image -> NEC face attributes and templates.
+
+Steps for one image: decode (bounded by a semaphore so hostile or huge inputs cannot
+exhaust memory), detect on a downscaled copy, order faces largest first, apply the
+caller's selection, then for the kept faces align 112 x 112 crops for the recognizer
+and 120 x 120 crops for the pose model from the full-resolution pixels. Model runs go
+through micro-batchers shared by all concurrent requests. Coordinates are reported in
+the pixels of the upright (EXIF-oriented) original.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+from extractor.align import align_face
+from extractor.attributes import Box, FaceAttributes, Point
+from extractor.batching import MicroBatcher
+from extractor.decode import DecodeLimits, decode_image
+from extractor.detect import Detection, Detector
+from extractor.pose import Pose, PoseEstimator
+from extractor.quality import QualityFeatures, QualityModel, eye_distance, sharpness
+from extractor.recognize import Recognizer
+from extractor.scores import ScoreMap
+from facegate.errors import ErrorType, FacegateError, invalid_request
+
+# Head box around the detector's face box, as fractions of the face box's size: the
+# face box runs from brow to chin, the head adds hair and the sides of the head.
+HEAD_MARGIN_SIDE = 0.20
+HEAD_MARGIN_TOP = 0.45
+HEAD_MARGIN_BOTTOM = 0.20
+# frontalFaceScore falls to one half at this many degrees off-axis (pan and tilt combined).
+FRONTAL_HALF_ANGLE = 30.0
+# With FaceSelection.SINGLE, a second face narrower than this share of the largest is a
+# bystander in the background, not a second subject.
+BYSTANDER_WIDTH_RATIO = 0.5
+
+
+class FaceSelection(enum.Enum):
+    ALL = "all"
+    """Up to ``limit`` faces, largest first."""
+    SINGLE = "single"
+    """Exactly one subject: none is NoFace, a second comparable face is MultipleFaces."""
+    LARGEST = "largest"
+    """The largest face; others are ignored."""
+
+
+@dataclass(frozen=True)
+class ExtractorConfig:
+    max_faces: int = 20
+    default_limit: int = 10
+
+
+@dataclass(frozen=True)
+class Face:
+    attributes: FaceAttributes
+    embedding: np.ndarray | None
+    """Unit-length float32 embedding, when templates were asked for."""
+    quality_features: QualityFeatures
+
+
+@dataclass(frozen=True)
+class Extraction:
+    faces: list[Face]
+    width: int
+    height: int
+    model_id: str
+
+
+class FaceExtractor:
+    """Thread-safe: one instance serves every concurrent request of a process."""
+
+    def __init__(
+        self,
+        *,
+        detector: Detector,
+        recognizer: Recognizer,
+        pose: PoseEstimator,
+        quality: QualityModel,
+        score_map: ScoreMap,
+        model_id: str,
+        detector_id: str,
+        embedding_dim: int,
+        decode_limits: DecodeLimits,
+        config: ExtractorConfig,
+        max_batch: int,
+        max_concurrent_images: int,
+    ) -> None:
+        self.detector = detector
+        self.recognizer = recognizer
+        self.pose = pose
+        self.quality = quality
+        self.score_map = score_map
+        self.model_id = model_id
+        self.detector_id = detector_id
+        self.embedding_dim = embedding_dim
+        self.decode_limits = decode_limits
+        self.config = config
+        self._images = threading.BoundedSemaphore(max_concurrent_images)
+        self._detect = MicroBatcher(
+            detector.run, max_batch=max_batch if detector.batchable else 1, name="detector"
+        )
+        self._embed = MicroBatcher(self._embed_rows, max_batch=max_batch, name="recognizer")
+        self._pose = MicroBatcher(pose.estimate, max_batch=max_batch, name="pose")
+
+    def close(self) -> None:
+        for batcher in (self._detect, self._embed, self._pose):
+            batcher.close()
+
+    def _embed_rows(self, crops: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        result = self.recognizer.embed(crops)
+        return list(zip(result.vectors, result.norms.tolist(), strict=True))
+
+    def extract(
+        self,
+        data: bytes,
+        *,
+        limit: int | None = None,
+        selection: FaceSelection = FaceSelection.ALL,
+        min_quality: float | None = None,
+        with_templates: bool = True,
+    ) -> Extraction:
+        limit = self._check_arguments(limit, selection, min_quality)
+        with self._images:
+            image = decode_image(data, self.decode_limits).pixels
+            letterbox = self.detector.prepare(image)
+            outputs = self._detect.submit(letterbox.tensor)[0]
+            detections = sorted(
+                self.detector.decode(outputs, letterbox), key=lambda d: d.area, reverse=True
+            )
+            chosen = _select(detections, selection, limit)
+            faces = self._describe(image, chosen)
+        height, width = image.shape[:2]
+        if min_quality is not None and faces[0].attributes.face_quality_score < min_quality:
+            raise FacegateError(
+                ErrorType.POOR_QUALITY,
+                f"The face quality score {faces[0].attributes.face_quality_score:.3f} is below "
+                f"the minimum {min_quality:g}.",
+            )
+        if not with_templates:
+            faces = [Face(f.attributes, None, f.quality_features) for f in faces]
+        return Extraction(faces, width, height, self.model_id)
+
+    def _check_arguments(
+        self, limit: int | None, selection: FaceSelection, min_quality: float | None
+    ) -> int:
+        if limit is None or limit == 0:
+            limit = self.config.default_limit
+        if not 1 <= limit <= self.config.max_faces:
+            raise invalid_request(f"limit must be between 1 and {self.config.max_faces}.")
+        if min_quality is not None:
+            if selection is FaceSelection.ALL:
+                raise invalid_request("min_quality needs a single-face selection.")
+            if not 0.0 <= min_quality <= 1.0 or math.isnan(min_quality):
+                raise invalid_request("min_quality must be between 0 and 1.")
+        return limit
+
+    def _describe(self, image: np.ndarray, detections: list[Detection]) -> list[Face]:
+        """Attributes and embeddings; the recognizer always runs, as quality needs it."""
+        if not detections:
+            return []
+        poses = self._pose.submit(self.pose.crops(image, [d.box for d in detections]))
+        crops = np.stack([align_face(image, d.landmarks) for d in detections])
+        embedded = self._embed.submit(crops)
+        height, width = image.shape[:2]
+        faces = []
+        for detection, pose, crop, (vector, norm) in zip(
+            detections, poses, crops, embedded, strict=True
+        ):
+            features = QualityFeatures(
+                log_eye_distance=math.log(max(eye_distance(detection.landmarks), 1.0)),
+                abs_pan=abs(pose.pan),
+                abs_tilt=abs(pose.tilt),
+                face_score=detection.score,
+                sharpness=sharpness(crop),
+                embedding_norm=norm,
+            )
+            quality = self.quality.score(features)
+            faces.append(
+                Face(
+                    _attributes(detection, pose, quality, width=width, height=height),
+                    vector,
+                    features,
+                )
+            )
+        return faces
+
+    def compare(self, a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
+        similarity = float(np.clip(np.dot(a, b), -1.0, 1.0))
+        return similarity, self.score_map.score(similarity)
+
+
+def _select(detections: list[Detection], selection: FaceSelection, limit: int) -> list[Detection]:
+    if selection is FaceSelection.ALL:
+        return detections[:limit]
+    if not detections:
+        raise FacegateError(ErrorType.NO_FACE, "No face was found in the provided image.")
+    if selection is FaceSelection.SINGLE:
+        largest = detections[0].width
+        subjects = [d for d in detections if d.width >= BYSTANDER_WIDTH_RATIO * largest]
+        if len(subjects) > 1:
+            raise FacegateError(
+                ErrorType.MULTIPLE_FACES,
+                f"{len(subjects)} faces were found in the image. Only one is permitted "
+                "for this type of request.",
+            )
+    return detections[:1]
+
+
+def _attributes(
+    detection: Detection, pose: Pose, quality: float, *, width: int, height: int
+) -> FaceAttributes:
+    x1, y1, x2, y2 = (float(v) for v in detection.box)
+    w, h = x2 - x1, y2 - y1
+    off_axis = math.hypot(pose.pan, pose.tilt)
+    frontal = 0.5 ** ((off_axis / FRONTAL_HALF_ANGLE) ** 2)
+    right_eye, left_eye = detection.landmarks[0], detection.landmarks[1]
+    return FaceAttributes(
+        face_area=_clipped_box((x1, y1, x2, y2), width, height),
+        head_area=_clipped_box(
+            (
+                x1 - HEAD_MARGIN_SIDE * w,
+                y1 - HEAD_MARGIN_TOP * h,
+                x2 + HEAD_MARGIN_SIDE * w,
+                y2 + HEAD_MARGIN_BOTTOM * h,
+            ),
+            width,
+            height,
+        ),
+        right_eye_center=Point(round(float(right_eye[0])), round(float(right_eye[1]))),
+        left_eye_center=Point(round(float(left_eye[0])), round(float(left_eye[1]))),
+        frontal_face_score=frontal,
+        face_roll=pose.roll,
+        face_pan=pose.pan,
+        face_tilt=pose.tilt,
+        face_score=detection.score,
+        face_quality_score=quality,
+    )
+
+
+def _clipped_box(corners: tuple[float, float, float, float], width: int, height: int) -> Box:
+    x1, y1, x2, y2 = corners
+    return Box(
+        left=int(np.clip(round(x1), 0, width)),
+        top=int(np.clip(round(y1), 0, height)),
+        right=int(np.clip(round(x2), 0, width)),
+        bottom=int(np.clip(round(y2), 0, height)),
+    )

@@ -1,0 +1,97 @@
+"""faceQualityScore: the estimated chance that a face will match its own mates.
+
+Quality is a logistic model over a few measurements of the face: its size (distance
+between the eyes), pose (|pan|, |tilt|), the detector's confidence, the sharpness of
+the aligned crop and the length of the recognizer's raw embedding (recognizers trained
+with margin losses give short embeddings to faces they cannot read). Its weights are
+fitted on lfw-dev by ``python -m bench.calibrate`` against whether each photo's
+similarity to its own mates clears the FMR 1e-3 threshold, so the score reads as a
+probability in [0, 1] and is monotone in each measurement with the sign the fit found.
+The error-versus-reject curve that shows it predicts recognition errors is in
+docs/quality.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass, fields
+from typing import Any
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class QualityFeatures:
+    log_eye_distance: float
+    abs_pan: float
+    abs_tilt: float
+    face_score: float
+    sharpness: float
+    """log(1 + variance of the Laplacian of the aligned grey crop)."""
+    embedding_norm: float
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+    def vector(self) -> np.ndarray:
+        return np.array(astuple(self), dtype=np.float64)
+
+
+def sharpness(aligned_crop: np.ndarray) -> float:
+    grey = cv2.cvtColor(aligned_crop, cv2.COLOR_BGR2GRAY)
+    return math.log1p(float(cv2.Laplacian(grey, cv2.CV_64F).var()))
+
+
+def eye_distance(landmarks: np.ndarray) -> float:
+    return float(np.linalg.norm(landmarks[1] - landmarks[0]))
+
+
+@dataclass(frozen=True)
+class QualityModel:
+    features: tuple[str, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+
+    def __post_init__(self) -> None:
+        if self.features != QualityFeatures.names():
+            raise ValueError(
+                f"quality model features {self.features} do not match {QualityFeatures.names()}"
+            )
+        if not len(self.mean) == len(self.std) == len(self.weights) == len(self.features):
+            raise ValueError("quality model arrays differ in length")
+
+    def score(self, features: QualityFeatures) -> float:
+        return float(self.scores([features])[0])
+
+    def scores(self, batch: Sequence[QualityFeatures]) -> np.ndarray:
+        if not batch:
+            return np.zeros(0)
+        x = np.stack([f.vector() for f in batch])
+        z = np.clip((x - np.asarray(self.mean)) / np.asarray(self.std), -4.0, 4.0)
+        logits = z @ np.asarray(self.weights) + self.bias
+        probabilities: np.ndarray = 1.0 / (1.0 + np.exp(-logits))
+        return probabilities
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> QualityModel:
+        return cls(
+            features=tuple(str(n) for n in data["features"]),
+            mean=tuple(float(v) for v in data["mean"]),
+            std=tuple(float(v) for v in data["std"]),
+            weights=tuple(float(v) for v in data["weights"]),
+            bias=float(data["bias"]),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "features": list(self.features),
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "weights": list(self.weights),
+            "bias": self.bias,
+        }

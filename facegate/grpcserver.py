@@ -1,0 +1,95 @@
+"""Plumbing every facegate gRPC server shares: the one error/metrics interceptor,
+health checking and reflection."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from concurrent import futures
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from facegate.errors import ErrorType, FacegateError
+from facegate.metrics import GRPC_HANDLED, GRPC_LATENCY
+
+log = logging.getLogger(__name__)
+
+
+def _split_method(full_method: str) -> tuple[str, str]:
+    _, service, method = full_method.split("/", 2)
+    return service, method
+
+
+class ErrorAndMetricsInterceptor(grpc.ServerInterceptor):
+    """Maps :class:`FacegateError` (and anything unexpected) to a gRPC status, and times
+    every unary call. The only place a servicer's exception becomes a status."""
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler[Any, Any] | None:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        service, method = _split_method(handler_call_details.method)
+        behavior = handler.unary_unary
+
+        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                return behavior(request, context)
+            except FacegateError as error:
+                code = error.error_type.grpc_status
+                context.set_trailing_metadata(error.grpc_trailing_metadata())
+                context.abort(code, error.message)
+            except Exception:
+                log.exception("unexpected error in %s/%s", service, method)
+                failure = FacegateError(ErrorType.INTERNAL, "Internal server error.")
+                code = failure.error_type.grpc_status
+                context.set_trailing_metadata(failure.grpc_trailing_metadata())
+                context.abort(code, failure.message)
+            finally:
+                GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
+                GRPC_HANDLED.labels(service, method, code.name).inc()
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def new_server(*, workers: int, max_message_bytes: int) -> grpc.Server:
+    return grpc.server(
+        futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
+        interceptors=[ErrorAndMetricsInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+        ],
+    )
+
+
+def add_health_and_reflection(server: grpc.Server, service_names: Iterable[str]) -> None:
+    names = list(service_names)
+    health_servicer = health.HealthServicer()
+    for name in ("", *names):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+
+
+def bind(server: grpc.Server, host: str, port: int) -> int:
+    """Bind an insecure port (0 = any free one) and return the port actually bound."""
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"could not bind gRPC port {host}:{port}")
+    return bound

@@ -1,0 +1,120 @@
+"""Settings: one typed object, built once in ``main()`` and passed down.
+
+Every field can come from an environment variable (for containers) and most from a
+command-line flag; flags win over the environment, which wins over the defaults here.
+The variables are listed in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+ENV_PREFIX = "FACEGATE_"
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "facegate"
+
+
+@dataclass(frozen=True)
+class ExtractorSettings:
+    detector: str = ""
+    """Detector model name from the manifest; empty = the manifest's default."""
+    recognizer: str = ""
+    """Recognizer model name from the manifest; empty = the manifest's default."""
+    pose: str = ""
+    """Pose model name from the manifest; empty = the manifest's default."""
+    detection_max_side: int = 640
+    """Longer side of the image the detector sees; larger finds smaller faces, slower."""
+    detection_threshold: float = 0.6
+    """Detector confidence below which a candidate is not a face."""
+    max_faces: int = 20
+    """Hard limit on faces returned per image (the NEC maximum)."""
+    default_limit: int = 10
+    """Faces returned when a request gives no limit (the NEC default)."""
+    threads: int = 0
+    """ONNX Runtime intra-op threads per model; 0 = the CPUs this process may use."""
+    providers: tuple[str, ...] = ()
+    """ONNX Runtime execution providers; empty = CUDA when available, then CPU."""
+    max_batch: int = 32
+    """Largest micro-batch of face crops sent to the recognizer at once."""
+    max_image_bytes: int = 32 * 1024 * 1024
+    """Encoded images larger than this are refused."""
+    max_image_pixels: int = 120_000_000
+    """Decoded images larger than this (width x height, from the header) are refused."""
+    max_concurrent_images: int = 0
+    """Images decoded at once, bounding memory; 0 = twice the CPU count."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    model_dir: Path | None = None
+    """Where model files and manifest.json live; None = ``<data_dir>/models``."""
+    host: str = "127.0.0.1"
+    extractor_port: int = 50052
+    metrics_port: int = 0
+    """Prometheus /metrics port; 0 = no metrics endpoint."""
+    grpc_workers: int = 16
+    extractor: ExtractorSettings = field(default_factory=ExtractorSettings)
+
+    @property
+    def models(self) -> Path:
+        return self.model_dir or self.data_dir / "models"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Defaults, then ``FACEGATE_*`` variables, then ``overrides`` (non-None only)."""
+        env = os.environ if env is None else env
+        top = _from_env(cls(), env, ENV_PREFIX)
+        nested = _from_env(top.extractor, env, ENV_PREFIX + "EXTRACTOR_")
+        top = replace(top, extractor=nested)
+        extractor_overrides = overrides.pop("extractor", None) or {}
+        top = replace(top, **{k: v for k, v in overrides.items() if v is not None})
+        if extractor_overrides:
+            top = replace(
+                top,
+                extractor=replace(
+                    top.extractor, **{k: v for k, v in extractor_overrides.items() if v is not None}
+                ),
+            )
+        return top
+
+
+def _from_env(obj: T, env: Mapping[str, str], prefix: str) -> T:
+    changes: dict[str, Any] = {}
+    for f in fields(obj):  # type: ignore[arg-type]
+        key = prefix + f.name.upper()
+        if key not in env:
+            continue
+        current = getattr(obj, f.name)
+        changes[f.name] = _parse(env[key], current, key)
+    return replace(obj, **changes)  # type: ignore[type-var]
+
+
+def _parse(raw: str, current: Any, key: str) -> Any:
+    try:
+        if isinstance(current, bool):
+            if raw.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if raw.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        if isinstance(current, int):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if isinstance(current, tuple):
+            return tuple(part.strip() for part in raw.split(",") if part.strip())
+        if isinstance(current, Path) or current is None:
+            return Path(raw)
+        return raw
+    except ValueError as exc:
+        raise ValueError(f"environment variable {key}={raw!r} is not valid: {exc}") from exc

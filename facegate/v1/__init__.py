@@ -1,0 +1,1 @@
+"""Generated from proto/facegate/v1 by tools/genproto.py; do not edit."""

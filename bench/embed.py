@@ -32,14 +32,19 @@ def run_pipeline(
     extractor: FaceExtractor,
     images: Sequence[LabelledImage],
     *,
+    payloads: Sequence[bytes] | None = None,
     selection: FaceSelection = FaceSelection.LARGEST,
     clients: int = 4,
 ) -> PipelineRun:
-    """Template of the largest face of every image (None when the extractor refuses it)."""
+    """Template of the largest face of every image (None when the extractor refuses it).
 
-    def one(image: LabelledImage) -> tuple[np.ndarray | None, QualityFeatures | None, float, str]:
+    ``payloads`` replaces the files' bytes (e.g. degraded copies), one per image.
+    """
+    data = list(payloads) if payloads is not None else [i.path.read_bytes() for i in images]
+
+    def one(index: int) -> tuple[np.ndarray | None, QualityFeatures | None, float, str]:
         try:
-            face = extractor.extract(image.path.read_bytes(), selection=selection).faces[0]
+            face = extractor.extract(data[index], selection=selection).faces[0]
         except FacegateError as error:
             return None, None, float("nan"), error.error_type.type_name
         quality = face.attributes.face_quality_score
@@ -47,7 +52,7 @@ def run_pipeline(
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
-        results = list(pool.map(one, images))
+        results = list(pool.map(one, range(len(images))))
     seconds = time.perf_counter() - started
     failures: dict[str, int] = {}
     for _, _, _, failure in results:

@@ -23,6 +23,7 @@ EXPECTED_SIGN = {
     "abs_tilt": -1.0,
     "face_score": 1.0,
     "sharpness": 1.0,
+    "contrast": 1.0,
     "embedding_norm": 1.0,
 }
 L2_PENALTY = 1e-2
@@ -40,6 +41,23 @@ def mate_utility(es: EmbeddingSet) -> np.ndarray:
         sims = es.vectors[members] @ es.vectors[members].T
         np.fill_diagonal(sims, np.nan)
         utility[members] = np.nanmedian(sims, axis=1)
+    return utility
+
+
+def utility_against(
+    clean: EmbeddingSet, probes: EmbeddingSet, originals: Sequence[int]
+) -> np.ndarray:
+    """Median similarity of each probe to the clean photos of its identity, leaving out
+    the clean photo it was made from (NaN where the probe failed)."""
+    codes = clean.label_codes()
+    utility = np.full(len(probes), np.nan)
+    for row, original in enumerate(originals):
+        if not probes.valid[row]:
+            continue
+        mates = np.flatnonzero((codes == codes[original]) & clean.valid)
+        mates = mates[mates != original]
+        if len(mates):
+            utility[row] = float(np.median(clean.vectors[mates] @ probes.vectors[row]))
     return utility
 
 

@@ -75,7 +75,9 @@ def _prescale(image: np.ndarray, matrix: np.ndarray, scale: float) -> tuple[np.n
     size = (max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor)))
     small = cv2.resize(region, size, interpolation=cv2.INTER_AREA)
     fx, fy = size[0] / (x1 - x0), size[1] / (y1 - y0)
-    # small(u, v) = image(x0 + u / fx, y0 + v / fy): compose that into the crop transform.
-    to_original = np.array([[1 / fx, 0, x0], [0, 1 / fy, y0], [0, 0, 1]])
+    # resize maps pixel centres: small(u, v) = image(x0 + (u + 0.5) / fx - 0.5, ...).
+    to_original = np.array(
+        [[1 / fx, 0, x0 + 0.5 / fx - 0.5], [0, 1 / fy, y0 + 0.5 / fy - 0.5], [0, 0, 1]]
+    )
     composed = matrix @ to_original
     return small, composed

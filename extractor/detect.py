@@ -74,7 +74,7 @@ def detect(detector: Detector, image: np.ndarray) -> list[Detection]:
 @dataclass(frozen=True)
 class DetectorConfig:
     max_side: int = 640
-    score_threshold: float = 0.6
+    score_threshold: float = 0.8
     nms_iou: float = 0.4
     min_face: float = 8.0
     """Boxes narrower than this many original pixels are dropped."""

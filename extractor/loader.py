@@ -39,7 +39,8 @@ def uncalibrated_quality() -> QualityModel:
 
 
 def load_extractor(settings: Settings, *, calibrating: bool = False) -> FaceExtractor:
-    """``calibrating`` allows a recognizer without calibration (for ``bench.calibrate``)."""
+    """``calibrating`` ignores any calibration: raw similarities, constant quality (for
+    ``bench.calibrate``, which produces the calibration)."""
     cfg = settings.extractor
     manifest = load_manifest(settings.models)
     threads = cfg.threads or default_threads()
@@ -64,14 +65,14 @@ def load_extractor(settings: Settings, *, calibrating: bool = False) -> FaceExtr
     )
     calibration = recognizer_entry.score_calibration
     quality = recognizer_entry.quality_model
-    if calibration is None or quality is None:
-        if not calibrating:
-            raise ModelError(
-                f"recognizer {recognizer_entry.name!r} has no score/quality calibration in the "
-                "manifest: run `python -m bench.calibrate` for it first"
-            )
+    if calibrating:
         score_map = ScoreMap([(-1.0, 0), (1.0, MAX_SCORE)])
         quality = uncalibrated_quality()
+    elif calibration is None or quality is None:
+        raise ModelError(
+            f"recognizer {recognizer_entry.name!r} has no score/quality calibration in the "
+            "manifest: run `python -m bench.calibrate` for it first"
+        )
     else:
         score_map = ScoreMap(calibration.knots)
     stats = pose_entry.aux.get("param_stats")

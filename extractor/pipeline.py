@@ -23,7 +23,7 @@ from extractor.batching import MicroBatcher
 from extractor.decode import DecodeLimits, decode_image
 from extractor.detect import Detection, Detector
 from extractor.pose import Pose, PoseEstimator
-from extractor.quality import QualityFeatures, QualityModel, eye_distance, sharpness
+from extractor.quality import QualityFeatures, QualityModel, contrast, eye_distance, sharpness
 from extractor.recognize import Recognizer
 from extractor.scores import ScoreMap
 from facegate.errors import ErrorType, FacegateError, invalid_request
@@ -177,6 +177,7 @@ class FaceExtractor:
                 abs_tilt=abs(pose.tilt),
                 face_score=detection.score,
                 sharpness=sharpness(crop),
+                contrast=contrast(crop),
                 embedding_norm=norm,
             )
             quality = self.quality.score(features)

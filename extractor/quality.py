@@ -1,12 +1,14 @@
 """faceQualityScore: the estimated chance that a face will match its own mates.
 
 Quality is a logistic model over a few measurements of the face: its size (distance
-between the eyes), pose (|pan|, |tilt|), the detector's confidence, the sharpness of
-the aligned crop and the length of the recognizer's raw embedding (recognizers trained
+between the eyes), pose (|pan|, |tilt|), the detector's confidence, the sharpness and
+contrast of the aligned crop and the length of the recognizer's raw embedding (recognizers trained
 with margin losses give short embeddings to faces they cannot read). Its weights are
-fitted on lfw-dev by ``python -m bench.calibrate`` against whether each photo's
-similarity to its own mates clears the FMR 1e-3 threshold, so the score reads as a
-probability in [0, 1] and is monotone in each measurement with the sign the fit found.
+fitted by ``python -m bench.calibrate`` on lfw-dev photos plus degraded copies of
+them (low resolution, blur, heavy JPEG, darkness, noise) against whether each photo's
+median similarity to its own (clean) mates clears the FMR 1e-3 threshold. The score
+reads as that probability, in [0, 1], and is monotone in each measurement with the
+sign the fit found.
 The error-versus-reject curve that shows it predicts recognition errors is in
 docs/quality.md.
 """
@@ -30,6 +32,8 @@ class QualityFeatures:
     face_score: float
     sharpness: float
     """log(1 + variance of the Laplacian of the aligned grey crop)."""
+    contrast: float
+    """log(1 + standard deviation of the aligned grey crop's inner face)."""
     embedding_norm: float
 
     @classmethod
@@ -43,6 +47,12 @@ class QualityFeatures:
 def sharpness(aligned_crop: np.ndarray) -> float:
     grey = cv2.cvtColor(aligned_crop, cv2.COLOR_BGR2GRAY)
     return math.log1p(float(cv2.Laplacian(grey, cv2.CV_64F).var()))
+
+
+def contrast(aligned_crop: np.ndarray) -> float:
+    # Eyes to mouth of the 112 x 112 ArcFace crop: background and hair left out.
+    inner = cv2.cvtColor(aligned_crop[40:100, 28:84], cv2.COLOR_BGR2GRAY)
+    return math.log1p(float(inner.std()))
 
 
 def eye_distance(landmarks: np.ndarray) -> float:

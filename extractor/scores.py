@@ -11,6 +11,7 @@ false-match rate whichever model produced it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -23,6 +24,8 @@ class ScoreMap:
     def __init__(self, knots: Sequence[tuple[float, int]]) -> None:
         sims = np.array([k[0] for k in knots], dtype=np.float64)
         scores = np.array([k[1] for k in knots], dtype=np.float64)
+        if not np.all(np.isfinite(sims)):
+            raise ValueError("score knots must be finite")
         if len(knots) < 2 or np.any(np.diff(sims) <= 0) or np.any(np.diff(scores) <= 0):
             raise ValueError("score knots must be at least two, strictly increasing in both axes")
         if scores[0] != 0 or scores[-1] != MAX_SCORE:
@@ -36,6 +39,8 @@ class ScoreMap:
 
     def scores(self, similarities: np.ndarray) -> np.ndarray:
         """Vectorised :meth:`score`: int32 scores for an array of similarities."""
+        if np.any(np.isnan(similarities)):
+            raise ValueError("similarity is NaN")
         mapped = np.interp(similarities, self._sims, self._scores)
         scores: np.ndarray = np.clip(np.floor(mapped), 0, MAX_SCORE).astype(np.int32)
         return scores
@@ -44,4 +49,13 @@ class ScoreMap:
         """The smallest similarity whose score is at least ``score`` (for thresholds)."""
         if not 0 <= score <= MAX_SCORE:
             raise ValueError(f"score {score} is outside 0..{MAX_SCORE}")
-        return float(np.interp(score, self._scores, self._sims))
+        if score == 0:
+            return self.knots[0][0]
+        # Interpolating backwards can land a rounding step either side of the boundary:
+        # walk to the exact smallest float that reaches the score.
+        similarity = float(np.interp(score, self._scores, self._sims))
+        while self.score(similarity) < score:
+            similarity = math.nextafter(similarity, math.inf)
+        while self.score(math.nextafter(similarity, -math.inf)) >= score:
+            similarity = math.nextafter(similarity, -math.inf)
+        return similarity

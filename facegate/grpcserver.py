@@ -49,6 +49,10 @@ class ErrorAndMetricsInterceptor(grpc.ServerInterceptor):
                 context.set_trailing_metadata(error.grpc_trailing_metadata())
                 context.abort(code, error.message)
             except Exception:
+                aborted = context.code()  # type: ignore[attr-defined]
+                if aborted not in (None, grpc.StatusCode.OK):
+                    code = aborted  # the servicer called context.abort itself
+                    raise
                 log.exception("unexpected error in %s/%s", service, method)
                 failure = FacegateError(ErrorType.INTERNAL, "Internal server error.")
                 code = failure.error_type.grpc_status
@@ -72,6 +76,8 @@ def new_server(*, workers: int, max_message_bytes: int) -> grpc.Server:
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            # Never share a port with another process that already holds it.
+            ("grpc.so_reuseport", 0),
         ],
     )
 
@@ -89,7 +95,10 @@ def add_health_and_reflection(server: grpc.Server, service_names: Iterable[str])
 
 def bind(server: grpc.Server, host: str, port: int) -> int:
     """Bind an insecure port (0 = any free one) and return the port actually bound."""
-    bound = server.add_insecure_port(f"{host}:{port}")
+    try:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    except RuntimeError as exc:
+        raise OSError(f"could not bind gRPC port {host}:{port}: {exc}") from exc
     if bound == 0:
         raise OSError(f"could not bind gRPC port {host}:{port}")
     return bound

@@ -33,7 +33,7 @@ class ExtractorSettings:
     """Pose model name from the manifest; empty = the manifest's default."""
     detection_max_side: int = 640
     """Longer side of the image the detector sees; larger finds smaller faces, slower."""
-    detection_threshold: float = 0.6
+    detection_threshold: float = 0.8
     """Detector confidence below which a candidate is not a face."""
     max_faces: int = 20
     """Hard limit on faces returned per image (the NEC maximum)."""

@@ -29,9 +29,11 @@ from bench.quality_fit import error_versus_reject, fit_quality, mate_utility, ut
 from extractor.decode import decode_image
 from extractor.loader import load_extractor
 from extractor.models.manifest import ScoreCalibration
+from extractor.quality import QualityFeatures
 from extractor.scores import MAX_SCORE, ScoreMap
 from facegate.settings import Settings
 
+CACHE = REPO_ROOT / "bench" / ".cache"
 CALIBRATION_FILE = REPO_ROOT / "extractor" / "models" / "calibration.json"
 DECADES = (1, 2, 3, 4, 5)  # FMR 10^-k -> score 3000 + 1000 k
 TABLE_SCORES = (3000, 4000, 5000, 5500, 6000, 6500, 7000, 7500, 8000, 8500, 9000, 9500)
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     extractor.close()
+    _cache_runs(run, degraded_run, degradations)
     clean_utility = mate_utility(es)
     degraded_utility = utility_against(es, degraded_run.embeddings, [i for i, _, _ in degradations])
     features = [*run.features, *degraded_run.features]
@@ -167,6 +170,31 @@ def main(argv: list[str] | None = None) -> int:
     _write_docs(result)
     print(json.dumps({k: result[k] for k in ("table", "erc_cross_validated")}, indent=1))
     return 0
+
+
+def _cache_runs(
+    clean: Any, degraded: Any, degradations: list[tuple[int, Degradation, float]]
+) -> None:
+    """Keep the measurements, so the quality fit can be studied without re-extracting."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    for name, run in (("clean", clean), ("degraded", degraded)):
+        features = np.array(
+            [
+                f.vector() if f is not None else np.full(len(QualityFeatures.names()), np.nan)
+                for f in run.features
+            ]
+        )
+        np.savez(
+            CACHE / f"calibration-{name}.npz",
+            vectors=run.embeddings.vectors,
+            valid=run.embeddings.valid,
+            labels=np.array(run.embeddings.labels),
+            features=features,
+        )
+    np.save(
+        CACHE / "calibration-degradations.npy",
+        np.array([[i, list(Degradation).index(k), st] for i, k, st in degradations]),
+    )
 
 
 def _quality_by_degradation(

@@ -94,10 +94,8 @@ def test_a_crowd_is_capped_at_the_limit(extractor: FaceExtractor, faces: Path) -
     crowd = (faces / "test/dlib/_multi/bald_guys.jpg").read_bytes()
     assert len(extractor.extract(crowd, limit=20).faces) == 20
     assert len(extractor.extract(crowd).faces) == 10  # the NEC default limit
-    areas = [
-        (f.attributes.face_area.right - f.attributes.face_area.left)
-        for f in extractor.extract(crowd, limit=20).faces
-    ]
+    boxes = [f.attributes.face_area for f in extractor.extract(crowd, limit=20).faces]
+    areas = [(b.right - b.left) * (b.bottom - b.top) for b in boxes]
     assert areas == sorted(areas, reverse=True)
 
 

@@ -1,0 +1,26 @@
+"""``make bench``: every benchmark, each writing its JSON and its docs section.
+
+python -m bench [--skip-models]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import compare_models, extractor_bench
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="run the benchmarks")
+    parser.add_argument(
+        "--skip-models", action="store_true", help="skip the detector/recognizer comparison"
+    )
+    args = parser.parse_args()
+    status = extractor_bench.main([])
+    if not args.skip_models:
+        status |= compare_models.main([])
+    return status
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -107,8 +107,6 @@ def recognizer_speed(settings: Settings, name: str) -> dict[str, float]:
         replace(settings, extractor=replace(settings.extractor, recognizer=name)), calibrating=True
     )
     photo = (faces_dir() / "test/face_recognition/obama/obama.jpg").read_bytes()
-    face = extractor.extract(photo, selection=_largest()).faces[0]
-    del face
     pixels = decode_image(photo).pixels
     detection = max(detect(extractor.detector, pixels), key=lambda d: d.area)
     crop = align_face(pixels, detection.landmarks)
@@ -125,12 +123,6 @@ def recognizer_speed(settings: Settings, name: str) -> dict[str, float]:
         )
     extractor.close()
     return out
-
-
-def _largest() -> Any:
-    from extractor.pipeline import FaceSelection
-
-    return FaceSelection.LARGEST
 
 
 def main(argv: list[str] | None = None) -> int:

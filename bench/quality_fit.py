@@ -1,10 +1,11 @@
 """Fitting and checking the faceQualityScore model (used by ``bench.calibrate``).
 
 Target: a photo is *good* when the median similarity to its own mates reaches the
-FMR 1e-3 threshold. A logistic regression over standardised QualityFeatures predicts
-that; a feature whose fitted weight has the wrong sign (bigger faces must not lower
-quality, say) is dropped and the fit repeated, so quality is monotone in the right
-direction even outside the calibration data.
+given threshold (the calibration uses FMR 1e-5). A logistic regression over the
+standardised QualityFeatures and unit embedding predicts that; a measurement whose
+fitted weight has the wrong sign (bigger faces must not lower quality, say) is dropped
+and the fit repeated, so quality is monotone in the right direction even outside the
+calibration data. Embedding components have no expected sign.
 """
 
 from __future__ import annotations
@@ -79,25 +80,35 @@ def _logistic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def fit_quality(
-    features: Sequence[QualityFeatures | None], utility: np.ndarray, threshold: float
+    features: Sequence[QualityFeatures | None],
+    embeddings: np.ndarray,
+    utility: np.ndarray,
+    threshold: float,
 ) -> QualityModel:
+    """Fit on the rows that have a face (features not None) and a utility.
+
+    ``embeddings`` holds one unit embedding per row (anything where there is no face).
+    """
     rows = [i for i, f in enumerate(features) if f is not None and np.isfinite(utility[i])]
-    x = np.stack([features[i].vector() for i in rows])  # type: ignore[union-attr]
+    measured = np.stack([features[i].vector() for i in rows])  # type: ignore[union-attr]
+    x = np.hstack((measured, embeddings[rows].astype(np.float64)))
     y = (utility[rows] >= threshold).astype(np.float64)
     mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-9)
     z = np.clip((x - mean) / std, -4.0, 4.0)
     names = QualityFeatures.names()
-    active = np.ones(len(names), dtype=bool)
+    signs = np.array([EXPECTED_SIGN[n] for n in names] + [0.0] * embeddings.shape[1])
+    active = np.ones(x.shape[1], dtype=bool)
     while True:
         weights_active, bias = _logistic(z[:, active], y)
-        weights = np.zeros(len(names))
+        weights = np.zeros(x.shape[1])
         weights[active] = weights_active
-        wrong = [i for i, n in enumerate(names) if active[i] and weights[i] * EXPECTED_SIGN[n] < 0]
-        if not wrong:
+        wrong = active & (weights * signs < 0)
+        if not wrong.any():
             break
-        active[wrong] = False
+        active &= ~wrong
     return QualityModel(
         features=names,
+        embedding_dim=embeddings.shape[1],
         mean=tuple(float(v) for v in mean),
         std=tuple(float(v) for v in std),
         weights=tuple(float(v) for v in weights),

@@ -30,12 +30,11 @@ def _pick(manifest: Manifest, role: Role, name: str) -> ModelEntry:
     return entry
 
 
-def uncalibrated_quality() -> QualityModel:
-    """A constant 0.5 quality, for the calibration tool before a fit exists."""
-    count = len(QualityFeatures.names())
-    return QualityModel(
-        QualityFeatures.names(), (0.0,) * count, (1.0,) * count, (0.0,) * count, 0.0
-    )
+def uncalibrated_quality(embedding_dim: int) -> QualityModel:
+    """A constant quality (0.5 before priors), for the calibration tool before a fit exists."""
+    width = len(QualityFeatures.names()) + embedding_dim
+    zeros, ones = (0.0,) * width, (1.0,) * width
+    return QualityModel(QualityFeatures.names(), embedding_dim, zeros, ones, zeros, 0.0)
 
 
 def load_extractor(settings: Settings, *, calibrating: bool = False) -> FaceExtractor:
@@ -67,7 +66,7 @@ def load_extractor(settings: Settings, *, calibrating: bool = False) -> FaceExtr
     quality = recognizer_entry.quality_model
     if calibrating:
         score_map = ScoreMap([(-1.0, 0), (1.0, MAX_SCORE)])
-        quality = uncalibrated_quality()
+        quality = uncalibrated_quality(recognizer_entry.embedding_dim)
     elif calibration is None or quality is None:
         raise ModelError(
             f"recognizer {recognizer_entry.name!r} has no score/quality calibration in the "

@@ -180,7 +180,7 @@ class FaceExtractor:
                 contrast=contrast(crop),
                 embedding_norm=norm,
             )
-            quality = self.quality.score(features)
+            quality = self.quality.score(features, vector)
             faces.append(
                 Face(
                     _attributes(detection, pose, quality, width=width, height=height),

@@ -1,14 +1,15 @@
 """faceQualityScore: the estimated chance that a face will match its own mates.
 
-Quality is a logistic model over a few measurements of the face: its size (distance
+Quality is a logistic model over a few measurements of the face — its size (distance
 between the eyes), pose (|pan|, |tilt|), the detector's confidence, the sharpness and
-contrast of the aligned crop and the length of the recognizer's raw embedding (recognizers trained
-with margin losses give short embeddings to faces they cannot read). Its weights are
-fitted by ``python -m bench.calibrate`` on lfw-dev photos plus degraded copies of
-them (low resolution, blur, heavy JPEG, darkness, noise) against whether each photo's
-median similarity to its own (clean) mates clears the FMR 1e-3 threshold. The score
-reads as that probability, in [0, 1], and is monotone in each measurement with the
-sign the fit found.
+contrast of the aligned crop, the length of the recognizer's raw embedding (recognizers
+trained with margin losses give short embeddings to faces they cannot read) — and over
+the unit embedding itself, which carries what the recognizer "sees" of occlusion,
+make-up or an unusual capture. Its weights are fitted by ``python -m bench.calibrate``
+on lfw-dev photos plus degraded copies of them (low resolution, blur, heavy JPEG,
+darkness, noise, occlusion) against whether each photo's median similarity to its own
+(clean) mates reaches the FMR 1e-5 threshold (score 8000). The score reads as that
+probability, in [0, 1], and is monotone in each measurement with the sign the fit found.
 
 lfw-dev has almost no profile views and no faces a few pixels wide, so no fit can learn
 what those do to recognition. Two fixed priors, multiplied in, cover them: quality
@@ -21,7 +22,6 @@ docs/quality.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
@@ -86,7 +86,14 @@ def _falling(x: float) -> float:
 
 @dataclass(frozen=True)
 class QualityModel:
+    """Logistic regression over the measurements followed by the unit embedding.
+
+    ``mean``, ``std`` and ``weights`` cover the ``features`` first, then each of the
+    ``embedding_dim`` embedding components (standardised and clipped to 4 SD alike).
+    """
+
     features: tuple[str, ...]
+    embedding_dim: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
     weights: tuple[float, ...]
@@ -97,31 +104,35 @@ class QualityModel:
             raise ValueError(
                 f"quality model features {self.features} do not match {QualityFeatures.names()}"
             )
-        if not len(self.mean) == len(self.std) == len(self.weights) == len(self.features):
-            raise ValueError("quality model arrays differ in length")
+        width = len(self.features) + self.embedding_dim
+        if not len(self.mean) == len(self.std) == len(self.weights) == width:
+            raise ValueError(f"quality model arrays must all have {width} values")
         if not all(math.isfinite(v) and v > 0 for v in self.std):
             raise ValueError("quality model standard deviations must be positive")
 
-    def fitted(self, features: QualityFeatures) -> float:
+    def inputs(self, features: QualityFeatures, embedding: np.ndarray) -> np.ndarray:
+        if embedding.shape != (self.embedding_dim,):
+            raise ValueError(f"quality model expects a {self.embedding_dim}-d embedding")
+        return np.concatenate((features.vector(), embedding.astype(np.float64)))
+
+    def fitted(self, features: QualityFeatures, embedding: np.ndarray) -> float:
         """The logistic part alone (what the calibration fits)."""
-        x = features.vector()
+        x = self.inputs(features, embedding)
         if not np.all(np.isfinite(x)):
             return 0.0  # an unmeasurable face is not usable
         z = np.clip((x - np.asarray(self.mean)) / np.asarray(self.std), -4.0, 4.0)
         return _falling(-float(z @ np.asarray(self.weights) + self.bias))
 
-    def score(self, features: QualityFeatures) -> float:
+    def score(self, features: QualityFeatures, embedding: np.ndarray) -> float:
         """faceQualityScore: the fitted probability times the pose and size prior."""
-        fitted = self.fitted(features)
+        fitted = self.fitted(features, embedding)
         return fitted * prior(features) if fitted > 0 else 0.0
-
-    def scores(self, batch: Sequence[QualityFeatures]) -> np.ndarray:
-        return np.array([self.score(f) for f in batch], dtype=np.float64)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> QualityModel:
         return cls(
             features=tuple(str(n) for n in data["features"]),
+            embedding_dim=int(data["embedding_dim"]),
             mean=tuple(float(v) for v in data["mean"]),
             std=tuple(float(v) for v in data["std"]),
             weights=tuple(float(v) for v in data["weights"]),
@@ -131,6 +142,7 @@ class QualityModel:
     def to_json(self) -> dict[str, Any]:
         return {
             "features": list(self.features),
+            "embedding_dim": self.embedding_dim,
             "mean": list(self.mean),
             "std": list(self.std),
             "weights": list(self.weights),

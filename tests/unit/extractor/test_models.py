@@ -343,6 +343,7 @@ def _full_entry() -> ModelEntry:
         ),
         quality_model=QualityModel(
             features=names,
+            embedding_dim=0,
             mean=tuple(0.5 * i for i in range(len(names))),
             std=(1.0,) * len(names),
             weights=tuple(0.1 * i - 0.2 for i in range(len(names))),

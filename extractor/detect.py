@@ -170,8 +170,7 @@ class RetinaFaceDetector:
         return _split_rows(self.model.run(tensors), len(tensors))
 
     def decode(self, outputs: list[np.ndarray], letterbox: Letterbox) -> list[Detection]:
-        box = letterbox
-        _, _, height, width = box.tensor.shape
+        _, _, height, width = letterbox.tensor.shape
         loc, conf, landms = (o[0] for o in outputs)
         priors = self._priors_for(height, width)
         centers, sizes = priors[:, :2], priors[:, 2:]
@@ -180,7 +179,8 @@ class RetinaFaceDetector:
         box_sizes = sizes * np.exp(loc[:, 2:] * v_size)
         boxes = np.hstack((box_centers - box_sizes / 2, box_centers + box_sizes / 2))
         points = centers[:, None, :] + landms.reshape(-1, 5, 2) * v_center * sizes[:, None, :]
-        return _nms(boxes / box.scale, conf[:, 1], points / box.scale, self.config)
+        scale = letterbox.scale
+        return _nms(boxes / scale, conf[:, 1], points / scale, self.config)
 
 
 class YuNetDetector:
@@ -205,8 +205,7 @@ class YuNetDetector:
         return [list(self.model.run(tensors[i : i + 1])) for i in range(len(tensors))]
 
     def decode(self, outputs: list[np.ndarray], letterbox: Letterbox) -> list[Detection]:
-        box = letterbox
-        width = box.tensor.shape[3]
+        width = letterbox.tensor.shape[3]
         all_boxes, all_scores, all_points = [], [], []
         for step in self._steps:
             cls = np.asarray(outputs[self._index[f"cls_{step}"]])[0, :, 0]
@@ -222,8 +221,8 @@ class YuNetDetector:
             all_scores.append(np.sqrt(np.clip(cls, 0, 1) * np.clip(obj, 0, 1)))
             all_points.append((kps + grid[:, None, :]) * step)
         return _nms(
-            np.concatenate(all_boxes) / box.scale,
+            np.concatenate(all_boxes) / letterbox.scale,
             np.concatenate(all_scores),
-            np.concatenate(all_points) / box.scale,
+            np.concatenate(all_points) / letterbox.scale,
             self.config,
         )

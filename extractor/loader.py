@@ -13,7 +13,7 @@ from extractor.pipeline import ExtractorConfig, FaceExtractor
 from extractor.pose import PoseEstimator
 from extractor.quality import QualityFeatures, QualityModel
 from extractor.recognize import Recognizer
-from extractor.runtime import OnnxModel, choose_providers, default_threads
+from extractor.runtime import OnnxModel, choose_providers, default_threads, usable_cpus
 from extractor.scores import MAX_SCORE, ScoreMap
 from facegate.settings import Settings
 
@@ -83,7 +83,7 @@ def load_extractor(settings: Settings, *, calibrating: bool = False) -> FaceExtr
         np.asarray(stats["mean"]),
         np.asarray(stats["std"]),
     )
-    concurrent_images = cfg.max_concurrent_images or 2 * default_threads()
+    concurrent_images = cfg.max_concurrent_images or 2 * usable_cpus()
     return FaceExtractor(
         detector=detector,
         recognizer=Recognizer(session(recognizer_entry), recognizer_entry.preprocess),

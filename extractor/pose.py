@@ -46,12 +46,11 @@ def crop_roi(image: np.ndarray, roi: tuple[float, float, float, float]) -> np.nd
     """The ROI resampled to 120 x 120 by one affine warp (zero outside the image)."""
     x0, y0, x1, _ = roi
     scale = CROP / max(x1 - x0, 1e-6)
-    matrix = np.array([[scale, 0.0, -x0 * scale], [0.0, scale, -y0 * scale]])
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     if scale < 0.5:
         # warpAffine has no area filter: shrink the region first so large faces do not alias.
         return _crop_large(image, roi)
-    return cv2.warpAffine(image, matrix, (CROP, CROP), flags=interpolation)
+    matrix = np.array([[scale, 0.0, -x0 * scale], [0.0, scale, -y0 * scale]])
+    return cv2.warpAffine(image, matrix, (CROP, CROP), flags=cv2.INTER_LINEAR)
 
 
 def _crop_large(image: np.ndarray, roi: tuple[float, float, float, float]) -> np.ndarray:

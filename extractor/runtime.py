@@ -39,8 +39,22 @@ def choose_providers(requested: Sequence[str] | None = None) -> list[str]:
     return [*chosen, "CPUExecutionProvider"]
 
 
-def default_threads() -> int:
+MODELS_IN_FLIGHT = 3
+"""Detector, recognizer and pose model run at the same time (one batcher thread each)."""
+
+
+def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Intra-op threads per model: the CPUs shared by the models that run concurrently.
+
+    Measured on 2 cores (lfw-dev, docs/benchmarks.md): one thread per model and no
+    spinning doubled throughput against two spinning threads per model, because the
+    three models' pools no longer fight over the same cores.
+    """
+    return max(1, usable_cpus() // MODELS_IN_FLIGHT)
 
 
 class OnnxModel:
@@ -58,6 +72,9 @@ class OnnxModel:
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        # Spinning threads of one model's pool would steal the cores another model's
+        # run needs; they alternate within milliseconds, so let idle threads sleep.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(path), options, providers=list(providers))
         self.input_name: str = self.session.get_inputs()[0].name
         self.providers: list[str] = list(self.session.get_providers())

@@ -40,7 +40,7 @@ class ExtractorSettings:
     default_limit: int = 10
     """Faces returned when a request gives no limit (the NEC default)."""
     threads: int = 0
-    """ONNX Runtime intra-op threads per model; 0 = the CPUs this process may use."""
+    """ONNX Runtime intra-op threads per model; 0 = usable CPUs / 3 (at least 1)."""
     providers: tuple[str, ...] = ()
     """ONNX Runtime execution providers; empty = CUDA when available, then CPU."""
     max_batch: int = 32

@@ -73,6 +73,35 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_register(args: argparse.Namespace) -> int:
+    from extractor.models.catalog import Preprocess, Role
+    from extractor.models.register import register_model
+
+    size = (args.size, args.size) if args.size else None
+    entry = register_model(
+        _settings(args).models,
+        name=args.name,
+        role=Role(args.role),
+        architecture=args.architecture,
+        source_file=args.file,
+        preprocess=Preprocess(args.channel_order, _triple(args.mean), _triple(args.std), size),
+        licence=args.licence,
+        commercial_use=args.commercial_use,
+        embedding_dim=args.embedding_dim,
+    )
+    _print(entry.to_json(), pretty=True)
+    return 0
+
+
+def _triple(text: str) -> tuple[float, float, float]:
+    parts = [float(p) for p in text.split(",")]
+    if len(parts) == 1:
+        parts *= 3
+    if len(parts) != 3:
+        raise ValueError(f"expected one or three comma-separated numbers, got {text!r}")
+    return (parts[0], parts[1], parts[2])
+
+
 def cmd_extract(args: argparse.Namespace) -> int:
     from extractor.loader import load_extractor
 
@@ -171,6 +200,25 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(func=cmd_models_fetch)
     listing = models.add_parser("list", parents=[common], help="show the manifest")
     listing.set_defaults(func=cmd_models_list)
+    register = models.add_parser(
+        "register", parents=[common], help="add your own ONNX model to the manifest"
+    )
+    register.add_argument("name")
+    register.add_argument("--file", type=Path, required=True, help="the .onnx file")
+    register.add_argument("--role", required=True, choices=["detector", "recognizer"])
+    register.add_argument(
+        "--architecture",
+        required=True,
+        help="retinaface or yunet (detectors); arcface-112 (5-point aligned 112x112 crops)",
+    )
+    register.add_argument("--embedding-dim", type=int, default=0, help="recognizers only")
+    register.add_argument("--channel-order", choices=["RGB", "BGR"], default="RGB")
+    register.add_argument("--mean", default="127.5", help="one or three numbers")
+    register.add_argument("--std", default="127.5", help="one or three numbers")
+    register.add_argument("--size", type=int, default=0, help="square input side (0 = any)")
+    register.add_argument("--licence", required=True)
+    register.add_argument("--commercial-use", action="store_true")
+    register.set_defaults(func=cmd_models_register)
 
     extract = sub.add_parser("extract", parents=[common], help="print NEC extract JSON")
     extract.add_argument("images", nargs="+", metavar="IMAGE")

@@ -168,7 +168,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     serve_metrics(settings.metrics_port)
     server.start()
     logging.getLogger("facegate").info("extractor gRPC listening on %s:%d", settings.host, port)
-    print(f"facegate extractor listening on {settings.host}:{port}", file=sys.stderr, flush=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

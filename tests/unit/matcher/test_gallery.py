@@ -1,0 +1,269 @@
+"""One gallery: exact results, HNSW recall, filters, writes, compaction, persistence."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from matcher import scan
+from matcher.gallery import EntryBatch, Gallery, IndexParams
+from matcher.persist import load_gallery, save_gallery
+
+DIM = 64
+
+
+def unit_rows(rng: np.random.Generator, n: int, dim: int = DIM) -> np.ndarray:
+    rows = rng.standard_normal((n, dim)).astype(np.float32)
+    unit: np.ndarray = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return unit
+
+
+def clustered(rng: np.random.Generator, n: int, clusters: int = 50) -> np.ndarray:
+    centres = unit_rows(rng, clusters)
+    rows = centres[rng.integers(0, clusters, n)] + 0.6 * unit_rows(rng, n) / np.sqrt(2)
+    unit: np.ndarray = rows / np.linalg.norm(rows, axis=1, keepdims=True)
+    return unit
+
+
+def batch(vectors: np.ndarray, masks: np.ndarray, prefix: str = "e", start: int = 0) -> EntryBatch:
+    ids = [f"{prefix}{i:06d}" for i in range(start, start + len(vectors))]
+    return EntryBatch(
+        ids, [f"s{i // 2:06d}" for i in range(start, start + len(vectors))], vectors, masks
+    )
+
+
+def brute_force(
+    vectors: np.ndarray,
+    masks: np.ndarray,
+    probe: np.ndarray,
+    *,
+    k: int,
+    min_similarity: float,
+    tag_mask: int,
+    prefix: str = "e",
+) -> list[tuple[str, float]]:
+    sims = vectors @ probe
+    keep = sims >= min_similarity
+    if tag_mask:
+        keep &= (masks & np.uint64(tag_mask)) != 0
+    order = sorted(np.flatnonzero(keep), key=lambda i: (-sims[i], f"{prefix}{i:06d}"))[:k]
+    return [(f"{prefix}{i:06d}", float(sims[i])) for i in order]
+
+
+def random_masks(rng: np.random.Generator, n: int) -> np.ndarray:
+    masks = np.zeros(n, dtype=np.uint64)
+    masks[rng.random(n) < 0.3] |= np.uint64(1)
+    masks[rng.random(n) < 0.02] |= np.uint64(2)
+    masks[rng.random(n) < 0.5] |= np.uint64(1 << 63)
+    return masks
+
+
+@pytest.fixture(scope="module")
+def big() -> tuple[Gallery, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    vectors, masks = clustered(rng, 20_000), random_masks(rng, 20_000)
+    gallery = Gallery("g", "m", DIM, IndexParams(exact_max=1000))
+    gallery.upsert(batch(vectors, masks))
+    gallery.flush(num_threads=2)
+    return gallery, vectors, masks
+
+
+def test_bfloat16_scan_error_stays_within_its_bound() -> None:
+    rng = np.random.default_rng(0)
+    vectors, probe = unit_rows(rng, 2000, 512), unit_rows(rng, 1, 512)[0]
+    approximate = scan.similarities(scan.encode(vectors), np.arange(2000), probe)
+    assert np.max(np.abs(approximate - vectors @ probe)) <= scan.SIMILARITY_ERROR
+
+
+def test_scan_candidates_always_contain_the_exact_top_k() -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        exact = rng.uniform(-1, 1, 500)
+        approximate = exact + rng.uniform(-scan.SIMILARITY_ERROR, scan.SIMILARITY_ERROR, 500)
+        k, floor = int(rng.integers(1, 20)), float(rng.uniform(-1, 0.9))
+        chosen = set(scan.candidates(approximate.astype(np.float32), k, floor).tolist())
+        eligible = np.flatnonzero(exact >= floor)
+        top = eligible[np.argsort(-exact[eligible])][:k]
+        assert set(top.tolist()) <= chosen
+
+
+@pytest.mark.parametrize("tag_mask", [0, 1, 2, 1 << 63, 3])
+@pytest.mark.parametrize("min_similarity", [-1.0, 0.3])
+def test_exact_search_equals_brute_force(tag_mask: int, min_similarity: float) -> None:
+    rng = np.random.default_rng(tag_mask + 11)
+    vectors, masks = unit_rows(rng, 3000), random_masks(rng, 3000)
+    gallery = Gallery("g", "m", DIM)
+    gallery.upsert(batch(vectors, masks))
+    gallery.merge_pending(limit=2000)  # part indexed, part still pending
+    probes = vectors[:20] * 0.9 + unit_rows(rng, 20) * 0.1
+    for probe in probes / np.linalg.norm(probes, axis=1, keepdims=True):
+        got = gallery.search_exact(probe, 10, min_similarity=min_similarity, tag_mask=tag_mask)
+        want = brute_force(
+            vectors, masks, probe, k=10, min_similarity=min_similarity, tag_mask=tag_mask
+        )
+        assert [h.event_id for h in got] == [w[0] for w in want]
+        np.testing.assert_allclose([h.similarity for h in got], [w[1] for w in want], atol=1e-6)
+
+
+@pytest.mark.parametrize("tag_mask", [0, 1, 1 << 63, 2])
+def test_planned_search_finds_what_the_exact_scan_finds(
+    big: tuple[Gallery, np.ndarray, np.ndarray], tag_mask: int
+) -> None:
+    gallery, vectors, _ = big
+    rng = np.random.default_rng(3)
+    probes = vectors[rng.integers(0, len(vectors), 100)] + 0.3 * unit_rows(rng, 100)
+    found = expected = 0
+    for probe in probes / np.linalg.norm(probes, axis=1, keepdims=True):
+        exact = {h.event_id for h in gallery.search_exact(probe, 10, tag_mask=tag_mask)}
+        got = gallery.search(probe, 10, tag_mask=tag_mask)
+        assert [h.similarity for h in got] == sorted((h.similarity for h in got), reverse=True)
+        found += len(exact & {h.event_id for h in got})
+        expected += len(exact)
+    assert found / expected >= 0.99
+    assert gallery.plan(tag_mask) == ("exact" if tag_mask == 2 else "hnsw")
+
+
+def test_similarities_from_the_index_are_exact(big: tuple[Gallery, np.ndarray, np.ndarray]) -> None:
+    gallery, vectors, _ = big
+    for hit in gallery.search(vectors[123], 5):
+        index = int(hit.event_id[1:])
+        assert hit.similarity == pytest.approx(float(vectors[index] @ vectors[123]), abs=1e-5)
+
+
+def test_writes_change_what_is_found() -> None:
+    rng = np.random.default_rng(5)
+    vectors = unit_rows(rng, 500)
+    gallery = Gallery("g", "m", DIM)
+    gallery.upsert(batch(vectors, np.zeros(500, dtype=np.uint64)))
+    gallery.flush()
+    assert gallery.search(vectors[10], 1)[0].event_id == "e000010"
+    # An upsert with the same event id replaces the entry.
+    gallery.upsert(EntryBatch(["e000010"], ["other"], vectors[20:21], np.ones(1, np.uint64)))
+    top = gallery.search(vectors[20], 2)
+    assert {h.event_id for h in top} == {"e000010", "e000020"}
+    assert next(h for h in top if h.event_id == "e000010").subject_id == "other"
+    assert gallery.search(vectors[10], 1)[0].event_id != "e000010"
+    assert gallery.search(vectors[20], 5, tag_mask=1)[0].event_id == "e000010"
+    # Deletes by event and by subject (s000030 owns e000060 and e000061).
+    assert gallery.delete(["e000001", "missing"]) == 1
+    assert gallery.delete_subject("s000030") == 2
+    for gone in (1, 60, 61):
+        assert all(h.event_id != f"e{gone:06d}" for h in gallery.search(vectors[gone], 10))
+    assert gallery.stats().count == 497
+    # Clearing a tag bit removes it from every entry.
+    gallery.clear_tag_bit(0)
+    assert gallery.search(vectors[20], 5, tag_mask=1) == []
+
+
+def test_threshold_cuts_the_list() -> None:
+    rng = np.random.default_rng(6)
+    vectors = unit_rows(rng, 400)
+    gallery = Gallery("g", "m", DIM)
+    gallery.upsert(batch(vectors, np.zeros(400, dtype=np.uint64)))
+    gallery.flush()
+    hits = gallery.search(vectors[7], 50, min_similarity=0.999)
+    assert [h.event_id for h in hits] == ["e000007"]
+    assert gallery.search(-vectors[7], 50, min_similarity=0.999) == []
+
+
+def test_compaction_drops_dead_entries_and_keeps_results() -> None:
+    rng = np.random.default_rng(8)
+    vectors = clustered(rng, 6000)
+    gallery = Gallery("g", "m", DIM, IndexParams(compact_ratio=0.2))
+    gallery.upsert(batch(vectors, np.zeros(6000, dtype=np.uint64)))
+    gallery.flush(num_threads=2)
+    gallery.delete([f"e{i:06d}" for i in range(0, 6000, 2)])
+    assert gallery.needs_compaction()
+    probes = vectors[1:200:2]
+    before = [[h.event_id for h in gallery.search_exact(p, 10)] for p in probes]
+    assert gallery.compact(num_threads=2)
+    assert gallery.stats().deleted == 0
+    assert not gallery.needs_compaction()
+    after = [[h.event_id for h in gallery.search_exact(p, 10)] for p in probes]
+    assert after == before
+    # Freed slots are reused by later entries, which are found.
+    fresh = unit_rows(rng, 100)
+    gallery.upsert(batch(fresh, np.zeros(100, dtype=np.uint64), prefix="n"))
+    gallery.flush()
+    assert gallery.search(fresh[5], 1)[0].event_id == "n000005"
+    assert gallery.search(vectors[1], 1)[0].event_id == "e000001"
+
+
+def test_searches_run_while_writes_and_merges_happen() -> None:
+    rng = np.random.default_rng(9)
+    vectors = unit_rows(rng, 4000)
+    gallery = Gallery("g", "m", DIM, IndexParams(merge_chunk=64))
+    gallery.upsert(batch(vectors[:2000], np.zeros(2000, dtype=np.uint64)))
+    gallery.flush()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def searcher() -> None:
+        try:
+            while not stop.is_set():
+                probe = vectors[int(rng.integers(0, 1000))]  # never deleted below
+                hits = gallery.search(probe, 5)
+                assert hits[0].similarity > 0.999
+        except BaseException as error:  # reported to the main thread
+            errors.append(error)
+
+    def writer() -> None:
+        try:
+            for start in range(2000, 4000, 100):
+                gallery.upsert(
+                    batch(vectors[start : start + 100], np.zeros(100, np.uint64), start=start)
+                )
+                gallery.merge_pending()
+                gallery.delete([f"e{start - 1000:06d}"])
+        except BaseException as error:  # reported to the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=searcher) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    writer_thread = threading.Thread(target=writer)
+    writer_thread.start()
+    writer_thread.join()
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    gallery.flush()
+    assert gallery.search(vectors[3999], 1)[0].event_id == "e003999"
+
+
+def test_save_and_load_give_the_same_gallery(tmp_path: Path) -> None:
+    rng = np.random.default_rng(10)
+    vectors, masks = unit_rows(rng, 1500), random_masks(rng, 1500)
+    gallery = Gallery("gallery one", "model@1", DIM)
+    gallery.upsert(batch(vectors, masks))
+    gallery.merge_pending(limit=1000)
+    gallery.delete(["e000003", "e001200"])
+    save_gallery(gallery, tmp_path / "saved")
+    loaded = load_gallery(tmp_path / "saved")
+    assert (loaded.gallery_id, loaded.model_id, loaded.dim) == ("gallery one", "model@1", DIM)
+    assert loaded.stats().count == gallery.stats().count == 1498
+    assert loaded.pending_count() == gallery.pending_count()
+    for probe in vectors[:30]:
+        for tag_mask in (0, 1):
+            assert loaded.search(probe, 10, tag_mask=tag_mask) == gallery.search(
+                probe, 10, tag_mask=tag_mask
+            )
+    with pytest.raises(FileExistsError):
+        save_gallery(gallery, tmp_path / "saved")
+
+
+def test_bad_batches_are_refused() -> None:
+    gallery = Gallery("g", "m", DIM)
+    rng = np.random.default_rng(11)
+    with pytest.raises(ValueError, match="differ in length"):
+        EntryBatch(["a", "b"], ["s"], unit_rows(rng, 2), np.zeros(2, np.uint64))
+    with pytest.raises(ValueError, match="twice"):
+        EntryBatch(["a", "a"], ["s", "s"], unit_rows(rng, 2), np.zeros(2, np.uint64))
+    with pytest.raises(ValueError, match="n x 64"):
+        gallery.upsert(EntryBatch(["a"], ["s"], unit_rows(rng, 1, 32), np.zeros(1, np.uint64)))
+    with pytest.raises(ValueError, match=r"0\.\.63"):
+        gallery.clear_tag_bit(64)

@@ -1,13 +1,13 @@
 """``make bench``: every benchmark, each writing its JSON and its docs section.
 
-python -m bench [--skip-models]
+python -m bench [--skip-models] [--skip-matcher]
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bench import compare_models, extractor_bench
+from bench import compare_models, extractor_bench, matcher_bench
 
 
 def main() -> int:
@@ -15,8 +15,13 @@ def main() -> int:
     parser.add_argument(
         "--skip-models", action="store_true", help="skip the detector/recognizer comparison"
     )
+    parser.add_argument(
+        "--skip-matcher", action="store_true", help="skip the matcher benchmark (1M templates)"
+    )
     args = parser.parse_args()
     status = extractor_bench.main([])
+    if not args.skip_matcher:
+        status |= matcher_bench.main([])
     if not args.skip_models:
         status |= compare_models.main([])
     return status

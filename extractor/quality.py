@@ -25,7 +25,6 @@ import math
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
-import cv2
 import numpy as np
 
 
@@ -50,11 +49,15 @@ class QualityFeatures:
 
 
 def sharpness(aligned_crop: np.ndarray) -> float:
+    import cv2  # imported here: matcher pods read quality models without needing OpenCV
+
     grey = cv2.cvtColor(aligned_crop, cv2.COLOR_BGR2GRAY)
     return math.log1p(float(cv2.Laplacian(grey, cv2.CV_64F).var()))
 
 
 def contrast(aligned_crop: np.ndarray) -> float:
+    import cv2
+
     # Eyes to mouth of the 112 x 112 ArcFace crop: background and hair left out.
     inner = cv2.cvtColor(aligned_crop[40:100, 28:84], cv2.COLOR_BGR2GRAY)
     return math.log1p(float(inner.std()))

@@ -11,7 +11,7 @@ false-match rate whichever model produced it.
 
 from __future__ import annotations
 
-import math
+import struct
 from collections.abc import Sequence
 
 import numpy as np
@@ -33,6 +33,7 @@ class ScoreMap:
         self.knots = tuple((float(s), int(v)) for s, v in knots)
         self._sims = sims
         self._scores = scores
+        self._thresholds: dict[int, float] = {}
 
     def score(self, similarity: float) -> int:
         return int(self.scores(np.asarray([similarity]))[0])
@@ -51,11 +52,31 @@ class ScoreMap:
             raise ValueError(f"score {score} is outside 0..{MAX_SCORE}")
         if score == 0:
             return self.knots[0][0]
-        # Interpolating backwards can land a rounding step either side of the boundary:
-        # walk to the exact smallest float that reaches the score.
-        similarity = float(np.interp(score, self._scores, self._sims))
-        while self.score(similarity) < score:
-            similarity = math.nextafter(similarity, math.inf)
-        while self.score(math.nextafter(similarity, -math.inf)) >= score:
-            similarity = math.nextafter(similarity, -math.inf)
-        return similarity
+        cached = self._thresholds.get(score)
+        if cached is None:
+            cached = self._thresholds[score] = self._smallest_reaching(score)
+        return cached
+
+    def _smallest_reaching(self, score: int) -> float:
+        # Bisection over the ordered bit patterns of non-negative-offset floats: exact
+        # (the answer is one float, not an approximation) and at most 64 steps.
+        low, high = _ordered(self.knots[0][0]), _ordered(self.knots[-1][0])
+        while low < high:
+            middle = (low + high) // 2
+            if self.score(_unordered(middle)) >= score:
+                high = middle
+            else:
+                low = middle + 1
+        return _unordered(low)
+
+
+def _ordered(value: float) -> int:
+    """Map a float to an integer with the same order (negative floats included)."""
+    bits = struct.unpack("<q", struct.pack("<d", value))[0]
+    return bits if bits >= 0 else -(bits & 0x7FFFFFFFFFFFFFFF)
+
+
+def _unordered(key: int) -> float:
+    bits = key if key >= 0 else (-key) | -0x8000000000000000
+    value: float = struct.unpack("<d", struct.pack("<q", bits))[0]
+    return value

@@ -4,7 +4,8 @@
     facegate models list       show the manifest
     facegate extract IMAGE...  NEC extract JSON for each image, one line each
     facegate verify A B        {"score": N} for the faces in two images
-    facegate serve [extractor] start the services
+    facegate serve [all|extractor|matcher]
+                               start the services (all: each on its own port, one process)
 
 Settings come from ``FACEGATE_*`` environment variables and the flags below
 (docs/configuration.md). Failures of extract/verify print the NEC error JSON and exit 1;
@@ -19,22 +20,30 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facegate.errors import ErrorType, FacegateError
 from facegate.settings import Settings
+
+if TYPE_CHECKING:
+    import grpc
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    # --port is the port of the service named (`serve matcher --port N`); with `all` it
+    # stays the extractor's, as it always was, and --matcher-port sets the matcher's.
+    port = getattr(args, "port", None)
+    matcher_only = getattr(args, "service", None) == "matcher"
     return Settings.from_env(
         data_dir=getattr(args, "data_dir", None),
         model_dir=getattr(args, "model_dir", None),
-        extractor_port=getattr(args, "port", None),
+        extractor_port=None if matcher_only else port,
+        matcher_port=port if matcher_only else getattr(args, "matcher_port", None),
         host=getattr(args, "host", None),
         metrics_port=getattr(args, "metrics_port", None),
     )
@@ -158,22 +167,52 @@ def _read(path: str) -> bytes:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from extractor.loader import load_extractor
-    from extractor.server import ExtractorDeps, create_server
+    """Start the services named, each on its own port, and run until SIGINT/SIGTERM.
+
+    Every service is built before any starts listening, so a configuration error (no
+    models, a bad shard index) exits without leaving a half-started process. On a signal
+    the servers stop accepting calls first (with a grace period for calls in flight),
+    then their resources close: the extractor's model sessions, the matcher shard's log.
+    """
     from facegate.metrics import serve_metrics
 
     settings = _settings(args)
-    extractor = load_extractor(settings)
-    server, port = create_server(settings, ExtractorDeps(extractor))
-    serve_metrics(settings.metrics_port)
-    server.start()
-    logging.getLogger("facegate").info("extractor gRPC listening on %s:%d", settings.host, port)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    server.stop(grace=5).wait()
-    extractor.close()
+    wanted = ("extractor", "matcher") if args.service == "all" else (args.service,)
+    log = logging.getLogger("facegate")
+    servers: list[tuple[str, grpc.Server, int]] = []
+    closers: list[Callable[[], None]] = []
+    try:
+        if "extractor" in wanted:
+            from extractor.loader import load_extractor
+            from extractor.server import ExtractorDeps
+            from extractor.server import create_server as create_extractor_server
+
+            extractor = load_extractor(settings)
+            closers.append(extractor.close)
+            server, port = create_extractor_server(settings, ExtractorDeps(extractor))
+            servers.append(("extractor", server, port))
+        if "matcher" in wanted:
+            from matcher.server import MatcherDeps, open_shard
+            from matcher.server import create_server as create_matcher_server
+
+            shard = open_shard(settings)
+            closers.append(shard.close)
+            server, port = create_matcher_server(settings, MatcherDeps(shard))
+            servers.append(("matcher", server, port))
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        serve_metrics(settings.metrics_port)
+        for name, server, port in servers:
+            server.start()
+            log.info("%s gRPC listening on %s:%d", name, settings.host, port)
+        stop.wait()
+    finally:
+        stopping = [server.stop(grace=5) for _, server, _ in servers]
+        for done in stopping:
+            done.wait()
+        for close in reversed(closers):
+            close()
     return 0
 
 
@@ -231,9 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=cmd_verify)
 
     serve = sub.add_parser("serve", parents=[common], help="start the services")
-    serve.add_argument("service", nargs="?", default="all", choices=["all", "extractor"])
+    serve.add_argument("service", nargs="?", default="all", choices=["all", "extractor", "matcher"])
     serve.add_argument("--host", help="address to bind (FACEGATE_HOST)")
-    serve.add_argument("--port", type=int, help="extractor gRPC port (FACEGATE_EXTRACTOR_PORT)")
+    serve.add_argument(
+        "--port",
+        type=int,
+        help="gRPC port of the service named; the extractor's with `all` "
+        "(FACEGATE_EXTRACTOR_PORT, FACEGATE_MATCHER_PORT)",
+    )
+    serve.add_argument("--matcher-port", type=int, help="matcher gRPC port (FACEGATE_MATCHER_PORT)")
     serve.add_argument("--metrics-port", type=int, help="Prometheus port (FACEGATE_METRICS_PORT)")
     serve.set_defaults(func=cmd_serve)
     return parser
@@ -245,10 +290,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = build_parser().parse_args(argv)
     from extractor.models.manifest import ModelError
+    from matcher.wal import WalError
 
     try:
         code: int = args.func(args)
-    except (ModelError, ValueError) as exc:
+    except (ModelError, ValueError, WalError) as exc:  # operator problems: a message, no trace
         print(f"facegate: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     return code

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,47 +54,84 @@ class ExtractorSettings:
 
 
 @dataclass(frozen=True)
+class MatcherSettings:
+    """One matcher shard (``FACEGATE_MATCHER_*``). Each pod of a sharded deployment sets
+    its own ``shard_index``; every pod and the gateway share ``shard_count``."""
+
+    shard_index: int = 0
+    """This shard's index i, 0..shard_count-1 (entries whose event id hashes to i)."""
+    shard_count: int = 1
+    """Number of shards n in the deployment (the placement rule: matcher/placement.py)."""
+    data_dir: Path | None = None
+    """The shard's log and snapshots; None = ``<data_dir>/matcher/shard-<shard_index>``."""
+    m: int = 16
+    """HNSW links per node (hnswlib M): more = better recall, more memory."""
+    ef_construction: int = 200
+    """HNSW candidate list while building: more = better graph, slower inserts."""
+    ef_search: int = 64
+    """HNSW candidate list while searching (at least k is used)."""
+    exact_max: int = 32_768
+    """A tag filter leaving at most this many entries is scanned exactly, not via HNSW."""
+    snapshot_after_records: int = 50_000
+    """Write a snapshot once the log holds this many records after the last one."""
+    build_threads: int = 1
+    """Threads hnswlib uses when merging new entries and compacting."""
+
+
+# Nested sections of Settings and the prefix of their variables after ``FACEGATE_``.
+_SECTIONS = {"extractor": "EXTRACTOR_", "matcher": "MATCHER_"}
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(default_factory=default_data_dir)
     model_dir: Path | None = None
     """Where model files and manifest.json live; None = ``<data_dir>/models``."""
     host: str = "127.0.0.1"
     extractor_port: int = 50052
+    matcher_port: int = 50053
     metrics_port: int = 0
     """Prometheus /metrics port; 0 = no metrics endpoint."""
     grpc_workers: int = 16
     extractor: ExtractorSettings = field(default_factory=ExtractorSettings)
+    matcher: MatcherSettings = field(default_factory=MatcherSettings)
 
     @property
     def models(self) -> Path:
         return self.model_dir or self.data_dir / "models"
+
+    @property
+    def matcher_dir(self) -> Path:
+        """The shard's own directory: one per shard index, so shards never share a log."""
+        configured = self.matcher.data_dir
+        return configured or self.data_dir / "matcher" / f"shard-{self.matcher.shard_index}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then ``FACEGATE_*`` variables, then ``overrides`` (non-None only)."""
         env = os.environ if env is None else env
         top = _from_env(cls(), env, ENV_PREFIX)
-        nested = _from_env(top.extractor, env, ENV_PREFIX + "EXTRACTOR_")
-        top = replace(top, extractor=nested)
-        extractor_overrides = overrides.pop("extractor", None) or {}
+        for name, prefix in _SECTIONS.items():
+            nested = _from_env(getattr(top, name), env, ENV_PREFIX + prefix)
+            top = replace(top, **{name: nested})
+        section_overrides = {name: overrides.pop(name, None) or {} for name in _SECTIONS}
         top = replace(top, **{k: v for k, v in overrides.items() if v is not None})
-        if extractor_overrides:
-            top = replace(
-                top,
-                extractor=replace(
-                    top.extractor, **{k: v for k, v in extractor_overrides.items() if v is not None}
-                ),
-            )
+        for name, values in section_overrides.items():
+            given = {k: v for k, v in values.items() if v is not None}
+            if given:
+                top = replace(top, **{name: replace(getattr(top, name), **given)})
         return top
 
 
 def _from_env(obj: T, env: Mapping[str, str], prefix: str) -> T:
     changes: dict[str, Any] = {}
     for f in fields(obj):  # type: ignore[arg-type]
+        current = getattr(obj, f.name)
+        if is_dataclass(current):
+            continue  # a nested section: read under its own prefix by Settings.from_env
         key = prefix + f.name.upper()
         if key not in env:
             continue
-        current = getattr(obj, f.name)
         changes[f.name] = _parse(env[key], current, key)
     return replace(obj, **changes)  # type: ignore[type-var]
 

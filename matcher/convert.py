@@ -22,8 +22,17 @@ import numpy as np
 
 from facegate.v1 import common_pb2, matcher_pb2
 from matcher.gallery import IndexParams
-from matcher.shard import ScoredHit, ShardStats
-from matcher.writes import ClearTagBit, Delete, DeleteSubject, DropGallery, ShardEntry, Upsert
+from matcher.results import ScoredHit, ShardStats
+from matcher.writes import (
+    ClearTagBit,
+    Delete,
+    DeleteSubject,
+    DropGallery,
+    ShardEntry,
+    Upsert,
+    Write,
+    WriteKind,
+)
 
 Probe = tuple[str, np.ndarray]
 """A probe template: (model id, embedding)."""
@@ -270,3 +279,38 @@ def snapshot_response_from_proto(
     message: matcher_pb2.MatcherSnapshotResponse,
 ) -> tuple[int, Path]:
     return message.sequence, Path(message.path)
+
+
+# ------------------------------------------------------------------ write-ahead log
+
+# In the log each write is its rpc's request message (proto/ is the one serialisation
+# format), tagged with a kind byte.
+
+
+def write_to_log(write: Write) -> tuple[WriteKind, bytes]:
+    if isinstance(write, Upsert):
+        return WriteKind.UPSERT, upsert_request_to_proto(write).SerializeToString()
+    if isinstance(write, Delete):
+        return WriteKind.DELETE, delete_request_to_proto(write).SerializeToString()
+    if isinstance(write, DeleteSubject):
+        return WriteKind.DELETE_SUBJECT, delete_subject_request_to_proto(write).SerializeToString()
+    if isinstance(write, ClearTagBit):
+        return WriteKind.CLEAR_TAG_BIT, clear_tag_bit_request_to_proto(write).SerializeToString()
+    return WriteKind.DROP_GALLERY, drop_gallery_request_to_proto(write).SerializeToString()
+
+
+def write_from_log(kind: int, payload: bytes) -> Write:
+    if kind == WriteKind.UPSERT:
+        return upsert_request_from_proto(matcher_pb2.MatcherUpsertRequest.FromString(payload))
+    if kind == WriteKind.DELETE:
+        return delete_request_from_proto(matcher_pb2.MatcherDeleteRequest.FromString(payload))
+    if kind == WriteKind.DELETE_SUBJECT:
+        message = matcher_pb2.MatcherDeleteSubjectRequest.FromString(payload)
+        return delete_subject_request_from_proto(message)
+    if kind == WriteKind.CLEAR_TAG_BIT:
+        clear = matcher_pb2.MatcherClearTagBitRequest.FromString(payload)
+        return clear_tag_bit_request_from_proto(clear)
+    if kind == WriteKind.DROP_GALLERY:
+        drop = matcher_pb2.MatcherDropGalleryRequest.FromString(payload)
+        return drop_gallery_request_from_proto(drop)
+    raise ValueError(f"unknown write kind {kind} in the log")

@@ -12,9 +12,10 @@ Search plan, per query (measured switch point in docs/benchmarks.md):
   with their float32 vectors, which gives exactly the top-k;
 - more: HNSW over the whole gallery asking for ``k / selectivity * overfetch``
   neighbours, keeping those that pass the filter, asking again for four times as many
-  while too few passed, and scanning exactly as a last resort. Similarities from HNSW
-  are hnswlib's float32 inner products of the stored vectors, so every returned score
-  is exact; only which entries are found is approximate.
+  while too few passed, and scanning exactly as a last resort.
+Either way the hits are re-scored with one definition of similarity (float64 inner
+product of the stored float32 vectors, rounded to float32), so every score is exact and
+the same whichever path found it; only which entries HNSW finds is approximate.
 
 Thread safety (hnswlib's rules: concurrent searches are safe, concurrent insertions are
 safe, an insertion or a deletion mark concurrent with a search is not, and resizing
@@ -47,6 +48,8 @@ MAX_HNSW_NEIGHBOURS = 4096
 # Unfiltered searches of a gallery this small are scanned exactly.
 SMALL_GALLERY = 256
 COMPACTION_CHUNK = 10_000
+# How far hnswlib's float32 similarities may be from the canonical float64 ones.
+RESCORE_MARGIN = 1e-5
 
 
 @dataclass(frozen=True)
@@ -395,10 +398,21 @@ class Gallery:
         if slots is None or len(slots) == 0:
             return []
         approximate = scan.similarities(self._bf16, slots, query)
-        chosen = slots[scan.candidates(approximate, k, min_similarity)]
-        exact = self._exact_vectors(chosen) @ query
+        return self._rescore(
+            query, slots[scan.candidates(approximate, k, min_similarity)], min_similarity
+        )
+
+    def _rescore(
+        self, query: np.ndarray, slots: np.ndarray, min_similarity: float
+    ) -> list[tuple[int, float]]:
+        """The one definition of a similarity: the float64 inner product of the stored
+        float32 vectors, rounded to float32. Every path ends here, so an entry scores
+        the same whichever plan found it, on one shard or another."""
+        exact = (self._exact_vectors(slots).astype(np.float64) @ query.astype(np.float64)).astype(
+            np.float32
+        )
         return [
-            (int(s), float(v)) for s, v in zip(chosen, exact, strict=True) if v >= min_similarity
+            (int(s), float(v)) for s, v in zip(slots, exact, strict=True) if v >= min_similarity
         ]
 
     def _hnsw(
@@ -419,15 +433,20 @@ class Gallery:
                 labels, distances = self._index.knn_query(query, k=asked, num_threads=1)
             except RuntimeError:  # hnswlib found fewer than `asked` (many deletions)
                 return self._scan(query, self._matching(tag_mask, True)[0], k, min_similarity)
-            found = []
-            for label, distance in zip(labels[0], distances[0], strict=True):
-                slot = int(label)
-                if tag_mask and not int(self._search_masks[slot]) & tag_mask:
-                    continue
-                found.append((slot, 1.0 - float(distance)))
+            slots = labels[0].astype(np.int64)
+            approximate = 1.0 - distances[0]
+            if tag_mask:
+                passing = (self._search_masks[slots] & np.uint64(tag_mask)) != 0
+                slots, approximate = slots[passing], approximate[passing]
             lowest = 1.0 - float(distances[0][-1])
-            if len(found) >= wanted or asked >= live or lowest < min_similarity:
-                return [(s, v) for s, v in found if v >= min_similarity]
+            if len(slots) >= wanted or asked >= live or lowest < min_similarity:
+                # hnswlib's float32 SIMD products differ from the canonical ones by far
+                # less than the margin: re-score every entry that could reach the top k.
+                near = approximate >= min_similarity - RESCORE_MARGIN
+                if np.count_nonzero(near) > k:
+                    kth = np.partition(approximate[near], -k)[-k]
+                    near &= approximate >= kth - RESCORE_MARGIN
+                return self._rescore(query, slots[near], min_similarity)
             if asked >= MAX_HNSW_NEIGHBOURS:
                 return self._scan(query, self._matching(tag_mask, True)[0], k, min_similarity)
             asked = min(live, asked * 4, MAX_HNSW_NEIGHBOURS)

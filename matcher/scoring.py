@@ -8,6 +8,7 @@ files, so it must not need them (or their sha256 checks) to start.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from extractor.models.catalog import Role
@@ -15,8 +16,16 @@ from extractor.models.manifest import MANIFEST_NAME, ModelError, load_manifest
 from extractor.scores import ScoreMap
 
 
-def score_maps_from_manifest(model_dir: Path) -> dict[str, ScoreMap]:
-    """Every calibrated recognizer's score map, keyed by its model id (``name@sha12``).
+@dataclass(frozen=True)
+class KnownModel:
+    """What a matcher must know of a recognizer to store and score its templates."""
+
+    dim: int
+    score_map: ScoreMap
+
+
+def known_models_from_manifest(model_dir: Path) -> dict[str, KnownModel]:
+    """Every calibrated recognizer, keyed by its model id (``name@sha12``).
 
     Keyed by model id rather than name, so templates of a re-fetched or replaced model
     file (another sha256) are never scored with a calibration made for different bytes.
@@ -24,12 +33,14 @@ def score_maps_from_manifest(model_dir: Path) -> dict[str, ScoreMap]:
     recognizer (a matcher that can score nothing would refuse every write).
     """
     manifest = load_manifest(model_dir)
-    maps: dict[str, ScoreMap] = {}
+    maps: dict[str, KnownModel] = {}
     for entry in manifest.models:
         if entry.role is not Role.RECOGNIZER or entry.score_calibration is None:
             continue
         try:
-            maps[entry.model_id] = ScoreMap(entry.score_calibration.knots)
+            maps[entry.model_id] = KnownModel(
+                entry.embedding_dim, ScoreMap(entry.score_calibration.knots)
+            )
         except ValueError as exc:
             raise ModelError(
                 f"recognizer {entry.name!r} in {model_dir / MANIFEST_NAME} has an invalid "

@@ -30,7 +30,7 @@ from matcher.convert import (
     write_response_to_proto,
 )
 from matcher.gallery import IndexParams
-from matcher.scoring import score_maps_from_manifest
+from matcher.scoring import known_models_from_manifest
 from matcher.shard import Shard, ShardConfig
 
 # Upserts carry batches of templates (a 512-d template is ~2 KiB on the wire): room for
@@ -137,7 +137,7 @@ def shard_config(settings: Settings) -> ShardConfig:
 def open_shard(settings: Settings) -> Shard:
     """Recover the shard the settings describe, scoring with the manifest's calibrations
     (only manifest.json is read: a matcher needs no model files)."""
-    return Shard.open(shard_config(settings), score_maps_from_manifest(settings.models))
+    return Shard.open(shard_config(settings), known_models_from_manifest(settings.models))
 
 
 def create_server(settings: Settings, deps: MatcherDeps) -> tuple[grpc.Server, int]:

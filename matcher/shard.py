@@ -21,10 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from extractor.scores import MAX_SCORE, ScoreMap
+from extractor.scores import MAX_SCORE
 from facegate.errors import ErrorType, FacegateError, invalid_request
+from matcher.convert import write_from_log, write_to_log
 from matcher.gallery import EntryBatch, Gallery, IndexParams
 from matcher.persist import fsync_path, load_gallery, save_gallery
+from matcher.results import ScoredHit, ShardStats
+from matcher.scoring import KnownModel
 from matcher.wal import WalError, WriteAheadLog
 from matcher.writes import (
     ClearTagBit,
@@ -37,8 +40,6 @@ from matcher.writes import (
     check_bit,
     check_entry,
     check_id,
-    decode,
-    encode,
     unit_vector,
 )
 
@@ -63,25 +64,6 @@ class ShardConfig:
     """Threads hnswlib uses when merging and compacting."""
 
 
-@dataclass(frozen=True)
-class ScoredHit:
-    event_id: str
-    subject_id: str
-    score: int
-    similarity: float
-
-
-@dataclass(frozen=True)
-class ShardStats:
-    shard_index: int
-    shard_count: int
-    applied_sequence: int
-    count: int
-    deleted: int
-    memory_bytes: int
-    params: IndexParams
-
-
 class Shard:
     def __init__(
         self,
@@ -91,14 +73,14 @@ class Shard:
         galleries: dict[str, Gallery],
         sequence: int,
         snapshot_sequence: int,
-        score_maps: Mapping[str, ScoreMap],
+        models: Mapping[str, KnownModel],
     ) -> None:
         self.config = config
         self._wal = wal
         self._galleries = galleries
         self._sequence = sequence
         self._snapshot_sequence = snapshot_sequence
-        self._score_maps = dict(score_maps)
+        self._models = dict(models)
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._compactions: dict[str, threading.Thread] = {}
@@ -108,7 +90,7 @@ class Shard:
         self._maintenance.start()
 
     @classmethod
-    def open(cls, config: ShardConfig, score_maps: Mapping[str, ScoreMap]) -> Shard:
+    def open(cls, config: ShardConfig, models: Mapping[str, KnownModel]) -> Shard:
         """Recover from disk: the newest complete snapshot, then the log after it."""
         started = time.perf_counter()
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -116,7 +98,7 @@ class Shard:
         wal = WriteAheadLog.open(config.data_dir / WAL_DIR)
         replayed = 0
         for _, kind, payload in wal.replay(after=snapshot_sequence):
-            _apply(galleries, decode(kind, payload), config.params)
+            _apply(galleries, write_from_log(kind, payload), config.params)
             replayed += 1
         for gallery in galleries.values():
             gallery.flush(config.build_threads)
@@ -135,7 +117,7 @@ class Shard:
             galleries=galleries,
             sequence=wal.last_sequence,
             snapshot_sequence=snapshot_sequence,
-            score_maps=score_maps,
+            models=models,
         )
 
     # ------------------------------------------------------------------ writes
@@ -145,12 +127,21 @@ class Shard:
             raise invalid_request("entries must not be empty.")
         checked = tuple(check_entry(e) for e in entries)
         with self._write_lock:
-            seen: dict[tuple[str, str], None] = {}
+            # A gallery created by this very batch takes the model of its first entry.
+            models = {g: (g_.model_id, g_.dim) for g, g_ in self._galleries.items()}
+            seen: set[tuple[str, str]] = set()
             for entry in checked:
-                self._check_model(entry.gallery_id, entry.model_id, len(entry.vector))
-                seen[(entry.gallery_id, entry.event_id)] = None
-            if len(seen) != len(checked):
-                raise invalid_request("an event appears twice in one upsert.")
+                self._check_template(entry.model_id, len(entry.vector), f"event {entry.event_id}")
+                held = models.setdefault(entry.gallery_id, (entry.model_id, len(entry.vector)))
+                if held != (entry.model_id, len(entry.vector)):
+                    raise invalid_request(
+                        f"gallery {entry.gallery_id!r} holds {held[1]}-d templates of model "
+                        f"{held[0]!r}, not {len(entry.vector)}-d templates of "
+                        f"{entry.model_id!r}."
+                    )
+                if (entry.gallery_id, entry.event_id) in seen:
+                    raise invalid_request("an event appears twice in one upsert.")
+                seen.add((entry.gallery_id, entry.event_id))
             return self._commit(Upsert(checked))
 
     def delete(self, gallery_id: str, event_ids: Sequence[str]) -> int:
@@ -178,7 +169,7 @@ class Shard:
             return self._commit(DropGallery(gallery_id))
 
     def _commit(self, write: Write) -> int:
-        kind, payload = encode(write)
+        kind, payload = write_to_log(write)
         try:
             sequence = self._wal.append(kind, payload)
         except WalError as error:
@@ -191,18 +182,18 @@ class Shard:
         self._sequence = sequence
         return sequence
 
-    def _check_model(self, gallery_id: str, model_id: str, dim: int) -> None:
-        if model_id not in self._score_maps:
+    def _check_template(self, model_id: str, dim: int, what: str) -> KnownModel:
+        known = self._models.get(model_id)
+        if known is None:
             raise invalid_request(
-                f"templates of model {model_id!r} cannot be scored by this matcher "
-                f"(it knows: {', '.join(sorted(self._score_maps)) or 'no model'})."
+                f"{what}: templates of model {model_id!r} cannot be scored by this matcher "
+                f"(it knows: {', '.join(sorted(self._models)) or 'no model'})."
             )
-        gallery = self._galleries.get(gallery_id)
-        if gallery is not None and (gallery.model_id != model_id or gallery.dim != dim):
+        if dim != known.dim:
             raise invalid_request(
-                f"gallery {gallery_id!r} holds {gallery.dim}-d templates of model "
-                f"{gallery.model_id!r}, not {dim}-d templates of {model_id!r}."
+                f"{what}: {model_id} templates have {known.dim} values, not {dim}."
             )
+        return known
 
     # ------------------------------------------------------------------ search
 
@@ -229,18 +220,16 @@ class Shard:
         results: list[list[ScoredHit]] = []
         for position, (model_id, values) in enumerate(probes):
             probe = unit_vector(values, f"probe {position}")
-            score_map = self._score_maps.get(model_id)
-            if score_map is None:
-                raise invalid_request(f"probe {position} is of an unknown model {model_id!r}.")
+            known = self._check_template(model_id, len(probe), f"probe {position}")
             if gallery is None:
                 results.append([])
                 continue
-            if gallery.model_id != model_id or gallery.dim != len(probe):
+            if gallery.model_id != model_id:
                 raise invalid_request(
-                    f"probe {position} is a {len(probe)}-d template of model {model_id!r}; "
-                    f"gallery {gallery_id!r} holds {gallery.dim}-d templates of "
-                    f"{gallery.model_id!r}."
+                    f"probe {position} is a template of model {model_id!r}; gallery "
+                    f"{gallery_id!r} holds templates of {gallery.model_id!r}."
                 )
+            score_map = known.score_map
             hits = gallery.search(
                 probe, k, min_similarity=score_map.similarity(threshold), tag_mask=tag_mask
             )

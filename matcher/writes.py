@@ -1,8 +1,7 @@
-"""The writes a shard accepts, their validation, and their form in the write-ahead log.
+"""The writes a shard accepts and their validation.
 
-A write is validated completely before it is logged, so a logged write always applies.
-In the log each write is stored as the protobuf request of its rpc (the contracts in
-proto/ are the one serialisation format), tagged with a kind byte.
+A write is validated completely before it is logged, so a logged write always applies
+(matcher/convert.py gives each write's form in the log).
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from facegate.errors import invalid_request
-from facegate.v1 import common_pb2, matcher_pb2
 
 MAX_ID_LENGTH = 256
 TAG_BITS = 64
@@ -104,68 +102,3 @@ def check_bit(bit: int) -> int:
     if not 0 <= bit < TAG_BITS:
         raise invalid_request(f"tag bit must be between 0 and {TAG_BITS - 1}.")
     return bit
-
-
-# ------------------------------------------------------------------ log codec
-
-
-def encode(write: Write) -> tuple[WriteKind, bytes]:
-    if isinstance(write, Upsert):
-        message = matcher_pb2.MatcherUpsertRequest(
-            entries=[
-                matcher_pb2.MatcherEntry(
-                    gallery_id=e.gallery_id,
-                    event_id=e.event_id,
-                    subject_id=e.subject_id,
-                    template=common_pb2.Template(model_id=e.model_id, embedding=e.vector.tolist()),
-                    tag_mask=e.tag_mask,
-                )
-                for e in write.entries
-            ]
-        )
-        return WriteKind.UPSERT, message.SerializeToString()
-    if isinstance(write, Delete):
-        delete = matcher_pb2.MatcherDeleteRequest(
-            gallery_id=write.gallery_id, event_ids=write.event_ids
-        )
-        return WriteKind.DELETE, delete.SerializeToString()
-    if isinstance(write, DeleteSubject):
-        subject = matcher_pb2.MatcherDeleteSubjectRequest(
-            gallery_id=write.gallery_id, subject_id=write.subject_id
-        )
-        return WriteKind.DELETE_SUBJECT, subject.SerializeToString()
-    if isinstance(write, ClearTagBit):
-        clear = matcher_pb2.MatcherClearTagBitRequest(gallery_id=write.gallery_id, bit=write.bit)
-        return WriteKind.CLEAR_TAG_BIT, clear.SerializeToString()
-    drop = matcher_pb2.MatcherDropGalleryRequest(gallery_id=write.gallery_id)
-    return WriteKind.DROP_GALLERY, drop.SerializeToString()
-
-
-def decode(kind: int, payload: bytes) -> Write:
-    if kind == WriteKind.UPSERT:
-        upsert = matcher_pb2.MatcherUpsertRequest.FromString(payload)
-        return Upsert(
-            tuple(
-                ShardEntry(
-                    e.gallery_id,
-                    e.event_id,
-                    e.subject_id,
-                    e.template.model_id,
-                    np.asarray(e.template.embedding, dtype=np.float32),
-                    e.tag_mask,
-                )
-                for e in upsert.entries
-            )
-        )
-    if kind == WriteKind.DELETE:
-        delete = matcher_pb2.MatcherDeleteRequest.FromString(payload)
-        return Delete(delete.gallery_id, tuple(delete.event_ids))
-    if kind == WriteKind.DELETE_SUBJECT:
-        subject = matcher_pb2.MatcherDeleteSubjectRequest.FromString(payload)
-        return DeleteSubject(subject.gallery_id, subject.subject_id)
-    if kind == WriteKind.CLEAR_TAG_BIT:
-        clear = matcher_pb2.MatcherClearTagBitRequest.FromString(payload)
-        return ClearTagBit(clear.gallery_id, clear.bit)
-    if kind == WriteKind.DROP_GALLERY:
-        return DropGallery(matcher_pb2.MatcherDropGalleryRequest.FromString(payload).gallery_id)
-    raise ValueError(f"unknown write kind {kind}")

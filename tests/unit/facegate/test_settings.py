@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from facegate.settings import ENV_PREFIX, ExtractorSettings, Settings, _from_env, default_data_dir
+from facegate.settings import (
+    ENV_PREFIX,
+    ExtractorSettings,
+    MatcherSettings,
+    Settings,
+    _from_env,
+    default_data_dir,
+)
 
 
 def test_defaults_without_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -81,18 +88,38 @@ def test_empty_tuple_variable_means_empty() -> None:
 
 def test_every_field_has_a_variable() -> None:
     """Each field is reachable from the environment under its documented name."""
-    env = {
-        **{ENV_PREFIX + f.name.upper(): "1" for f in fields(Settings) if f.name != "extractor"},
-        **{f"{ENV_PREFIX}EXTRACTOR_{f.name.upper()}": "1" for f in fields(ExtractorSettings)},
-    }
+    sections = {"extractor": ExtractorSettings, "matcher": MatcherSettings}
+    env = {ENV_PREFIX + f.name.upper(): "1" for f in fields(Settings) if f.name not in sections}
+    for name, section in sections.items():
+        env |= {f"{ENV_PREFIX}{name.upper()}_{f.name.upper()}": "1" for f in fields(section)}
     settings = Settings.from_env(env)
     # "1" parses as every kind of field: str, int, float, bool, Path, tuple.
     parsed = ("1", 1, Path("1"), ("1",))
     for f in fields(Settings):
-        if f.name != "extractor":
+        if f.name not in sections:
             assert getattr(settings, f.name) in parsed, f.name
-    for f in fields(ExtractorSettings):
-        assert getattr(settings.extractor, f.name) in parsed, f.name
+    for name, section in sections.items():
+        for f in fields(section):
+            assert getattr(getattr(settings, name), f.name) in parsed, f"{name}.{f.name}"
+
+
+def test_matcher_variables_and_overrides() -> None:
+    settings = Settings.from_env(
+        {
+            "FACEGATE_DATA_DIR": "/srv",
+            "FACEGATE_MATCHER_PORT": "7000",
+            "FACEGATE_MATCHER_SHARD_INDEX": "2",
+            "FACEGATE_MATCHER_SHARD_COUNT": "3",
+            "FACEGATE_MATCHER_EF_SEARCH": "128",
+        },
+        matcher={"m": 32, "ef_search": None},
+    )
+    assert settings.matcher_port == 7000
+    assert (settings.matcher.shard_index, settings.matcher.shard_count) == (2, 3)
+    assert (settings.matcher.m, settings.matcher.ef_search) == (32, 128)
+    assert settings.matcher_dir == Path("/srv/matcher/shard-2")
+    assert Settings.from_env({"FACEGATE_MATCHER_DATA_DIR": "/x"}).matcher_dir == Path("/x")
+    assert Settings.from_env({}).matcher == MatcherSettings()
 
 
 @dataclass(frozen=True)

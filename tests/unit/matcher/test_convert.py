@@ -51,7 +51,7 @@ from matcher.convert import (
     write_response_to_proto,
 )
 from matcher.gallery import IndexParams
-from matcher.shard import ScoredHit, ShardStats
+from matcher.results import ScoredHit, ShardStats
 from matcher.writes import ClearTagBit, Delete, DeleteSubject, DropGallery, ShardEntry, Upsert
 
 MODEL_ID = "synthetic-8@0123456789ab"

@@ -16,16 +16,18 @@ from facegate.v1 import matcher_pb2
 from matcher.gallery import IndexParams
 from matcher.merge import merge_hits, merge_results
 from matcher.placement import shard_of, split_by_shard
-from matcher.shard import ScoredHit, Shard, ShardConfig
+from matcher.results import ScoredHit
+from matcher.scoring import KnownModel
+from matcher.shard import Shard, ShardConfig
 from matcher.writes import ShardEntry
 
-MODEL = "synthetic-16@000000000000"
+MODEL = "synthetic@000000000000"
 DIM = 16
 GALLERY = "gallery-a"
 # Linear over similarities 0..1, where these galleries' similarities lie. (Not a knot
 # below 0: ScoreMap.similarity walks float by float, and floats near 0 are very dense.)
 SCORE_MAP = ScoreMap([(-1.0, 0), (0.0, 1), (1.0, 9999)])
-SCORE_MAPS = {MODEL: SCORE_MAP}
+MODELS = {MODEL: KnownModel(DIM, SCORE_MAP)}
 SHARDS = 3
 # Tags 0..7 in use, each on about a third of the entries; bit 40 is never set.
 USED_BITS = 8
@@ -64,7 +66,7 @@ def make_data(rng: np.random.Generator, n: int, dim: int = DIM) -> Data:
 
 
 def open_shard(directory: Path, index: int, count: int, params: IndexParams) -> Shard:
-    return Shard.open(ShardConfig(directory, index=index, count=count, params=params), SCORE_MAPS)
+    return Shard.open(ShardConfig(directory, index=index, count=count, params=params), MODELS)
 
 
 @dataclass
@@ -148,15 +150,9 @@ def random_probes(rng: np.random.Generator, data: Data) -> list[np.ndarray]:
 
 
 def assert_same(merged: list[ScoredHit], single: list[ScoredHit]) -> None:
-    """The same hits in the same order. Similarities may differ in the last float32 bit
-    (so a score by 1): the shards re-score with numpy's float32 matrix-vector product,
-    whose rounding depends on which other entries share the product."""
-    assert [(h.event_id, h.subject_id) for h in merged] == [
-        (h.event_id, h.subject_id) for h in single
-    ]
-    for got, expected in zip(merged, single, strict=True):
-        assert got.similarity == pytest.approx(expected.similarity, rel=0, abs=1e-6)
-        assert abs(got.score - expected.score) <= 1
+    """The same hits in the same order with the same scores, to the last bit: every path
+    re-scores with one definition of similarity (float64, rounded to float32)."""
+    assert merged == single
 
 
 # ------------------------------------------------------------------ exact (small galleries)
@@ -247,7 +243,7 @@ def test_merged_hnsw_results_reach_the_exact_top_k(tmp_path: Path) -> None:
     """Shards big enough (and an exact_max small enough) that the planner takes HNSW for
     unfiltered and filtered searches: the merge finds >= 99% of the exact top-k, and
     every hit it returns is a true one with its exact score."""
-    dim = 32
+    dim = DIM
     params = IndexParams(exact_max=60)
     built = make_cluster(tmp_path, params)
     try:

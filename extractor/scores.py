@@ -72,7 +72,7 @@ class ScoreMap:
 
 def _ordered(value: float) -> int:
     """Map a float to an integer with the same order (negative floats included)."""
-    bits = struct.unpack("<q", struct.pack("<d", value))[0]
+    bits: int = struct.unpack("<q", struct.pack("<d", value))[0]
     return bits if bits >= 0 else -(bits & 0x7FFFFFFFFFFFFFFF)
 
 

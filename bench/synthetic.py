@@ -311,30 +311,46 @@ def exact_topk(
     return exact_topk_filters(vectors, probes, k, masks, [tag_mask], block_rows=block_rows)[0]
 
 
-def recall(found: Sequence[Sequence[int]], truth: TopK) -> float:
-    """Pooled recall: the share of all true top-k entries that ``found`` also returns.
+def recall_where(found: Sequence[Sequence[int]], truth: TopK, counted: NDArray[np.bool_]) -> float:
+    """Pooled recall over the true top-k entries where ``counted`` (``(q, k)``) is True.
 
     ``found[q]`` is what the system under test returned for query ``q`` (gallery rows).
-    NaN when the truth is empty (no entry passes the filter).
+    NaN when no true entry is counted.
     """
     hits = total = 0
     for q, rows in enumerate(found):
-        want = set(truth.rows(q))
+        ok = (truth.indices[q] >= 0) & counted[q]
+        want = {int(i) for i in truth.indices[q][ok]}
         total += len(want)
         hits += len(want.intersection(rows))
     return hits / total if total else float("nan")
+
+
+def recall(found: Sequence[Sequence[int]], truth: TopK) -> float:
+    """Pooled recall: the share of all true top-k entries that ``found`` also returns.
+
+    NaN when the truth is empty (no entry passes the filter).
+    """
+    return recall_where(found, truth, np.ones(truth.indices.shape, dtype=np.bool_))
 
 
 def recall_above(found: Sequence[Sequence[int]], truth: TopK, threshold: float) -> float:
     """Like :func:`recall`, counting only true entries with similarity >= ``threshold``.
 
-    This is what a user can miss: a true match above the search threshold that the
-    system leaves out. NaN when no true entry reaches the threshold.
+    Every entry a search at that threshold should return, genuine or not: at a million
+    templates most of them are impostors (the threshold's false-match rate times the
+    gallery size). NaN when no true entry reaches the threshold.
     """
-    hits = total = 0
-    for q, rows in enumerate(found):
-        ok = (truth.indices[q] >= 0) & (truth.similarities[q] >= threshold)
-        want = {int(i) for i in truth.indices[q][ok]}
-        total += len(want)
-        hits += len(want.intersection(rows))
-    return hits / total if total else float("nan")
+    return recall_where(found, truth, truth.similarities >= threshold)
+
+
+def recall_genuine(
+    found: Sequence[Sequence[int]], truth: TopK, query_clusters: I64, clusters: int
+) -> float:
+    """Like :func:`recall`, counting only true entries of the query's own cluster.
+
+    The same person's other templates: the matches a user must not miss. NaN when none
+    is in the true top-k.
+    """
+    own = cluster_of(truth.indices, clusters) == query_clusters[: truth.indices.shape[0], None]
+    return recall_where(found, truth, own)

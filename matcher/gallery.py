@@ -150,7 +150,8 @@ class Gallery:
         self._by_event: dict[str, int] = {}
         self._by_subject: dict[str, set[int]] = {}
         self._pending: dict[int, np.ndarray] = {}  # slot -> float32 vector, insertion order
-        self._merged_log: list[int] = []  # slots merged since the last compaction began
+        # Slots merged while a compaction builds its index (None: no compaction running).
+        self._merged_log: list[int] | None = None
         self._dead = 0
         self._id_bytes = 0
         self._index = self._new_index(INITIAL_CAPACITY)
@@ -267,7 +268,8 @@ class Gallery:
                 del self._pending[slot]
             self._indexed[slots] = True
             self._search_masks[slots] = self._masks[slots]
-            self._merged_log.extend(slots)
+            if self._merged_log is not None:
+                self._merged_log.extend(slots)
             return len(slots)
 
     def flush(self, num_threads: int = 1) -> None:
@@ -291,36 +293,45 @@ class Gallery:
         if not self._compacting.acquire(blocking=False):
             return False
         try:
-            with self._lock.read():
+            with self._lock.write():
                 self._merged_log = []
                 slots = np.flatnonzero(self._indexed & self._alive)
             fresh = self._new_index(max(INITIAL_CAPACITY, math.ceil(len(slots) * GROWTH)))
+            added: list[np.ndarray] = []
             for start in range(0, len(slots), COMPACTION_CHUNK):
-                chunk = slots[start : start + COMPACTION_CHUNK]
                 # A short read lock per chunk: writers are never held up for long, and a
-                # slot's vector never changes while it stays in the old index.
+                # slot's vector never changes while it stays in the old index. (hnswlib
+                # will not return a vector marked deleted, so those are skipped.)
                 with self._lock.read():
+                    chunk = slots[start : start + COMPACTION_CHUNK]
+                    chunk = chunk[self._alive[chunk]]
                     vectors = self._exact_vectors(chunk)
                 fresh.add_items(vectors, chunk, num_threads)
+                added.append(chunk)
             with self._lock.write():
-                late = np.asarray(self._merged_log, dtype=np.int64)
+                late = np.asarray(self._merged_log or [], dtype=np.int64)
+                late = late[self._alive[late]]
                 if len(late):
                     needed = fresh.get_current_count() + len(late)
                     if needed > fresh.get_max_elements():
                         fresh.resize_index(math.ceil(needed * GROWTH))
                     fresh.add_items(self._exact_vectors(late), late, num_threads)
-                dead_now = [int(s) for s in np.concatenate((slots, late)) if not self._alive[s]]
-                for slot in dead_now:
-                    fresh.mark_deleted(slot)
-                freed = np.flatnonzero(self._indexed & ~self._alive)
-                freed = freed[~np.isin(freed, dead_now)]
+                    added.append(late)
+                in_fresh = np.concatenate(added) if added else np.zeros(0, np.int64)
+                died = in_fresh[~self._alive[in_fresh]]  # deleted while the index was built
+                for slot in died:
+                    fresh.mark_deleted(int(slot))
+                keep = np.zeros(self._capacity, dtype=bool)
+                keep[in_fresh] = True
+                freed = np.flatnonzero(self._indexed & ~keep)
                 self._indexed[freed] = False
                 self._free.extend(int(s) for s in freed)
                 self._index = fresh
-                self._dead = len(dead_now)
-                self._merged_log = []
+                self._dead = len(died)
             return True
         finally:
+            with self._lock.write():
+                self._merged_log = None
             self._compacting.release()
 
     def _exact_vectors(self, slots: np.ndarray) -> np.ndarray:

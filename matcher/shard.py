@@ -58,7 +58,8 @@ class ShardConfig:
     count: int = 1
     params: IndexParams = field(default_factory=IndexParams)
     snapshot_after_records: int = 50_000
-    """Write a snapshot once the log holds this many records after the last one."""
+    """Write a snapshot once the log holds this many records after the last one (or half
+    the shard's entry count, if that is more)."""
     maintenance_interval_s: float = 0.02
     build_threads: int = 1
     """Threads hnswlib uses when merging and compacting."""
@@ -298,14 +299,22 @@ class Shard:
                 )
                 self._compactions[gallery.gallery_id] = worker
                 worker.start()
-        if self._sequence - self._snapshot_sequence >= self.config.snapshot_after_records:
+        # A snapshot rewrites every gallery, so wait for log proportional to their size:
+        # the cost per write stays bounded however large the shard grows.
+        entries = sum(g.stats().count for g in list(self._galleries.values()))
+        due = max(self.config.snapshot_after_records, entries // 2)
+        if self._sequence - self._snapshot_sequence >= due:
             self.snapshot()
 
     def close(self) -> None:
+        """Stop upkeep and, if anything was written since the last snapshot, write one, so
+        the next start loads it instead of replaying the log."""
         self._stop.set()
         self._maintenance.join(timeout=30)
         for worker in self._compactions.values():
             worker.join(timeout=300)
+        if self._sequence > self._snapshot_sequence:
+            self.snapshot()
         self._wal.close()
 
 

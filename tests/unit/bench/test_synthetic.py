@@ -17,6 +17,7 @@ from bench.synthetic import (
     queries,
     recall,
     recall_above,
+    recall_genuine,
     selected,
     spectrum,
     tag_masks,
@@ -160,3 +161,8 @@ def test_recall_measures() -> None:
     assert recall_above([[3, 1, 9], [5]], truth, 0.41) == pytest.approx(1.0)
     assert recall_above([[3, 9, 2], []], truth, 0.41) == pytest.approx(1 / 3)
     assert np.isnan(recall_above([[3], [5]], truth, 0.99))
+    # Clusters of 4: rows 1, 2, 3 are cluster 1, 2, 3 and row 5 is cluster 1.
+    clusters = np.array([3, 1], dtype=np.int64)
+    assert recall_genuine([[3, 9, 9], [5]], truth, clusters, 4) == pytest.approx(1.0)
+    assert recall_genuine([[1, 2, 9], [5]], truth, clusters, 4) == pytest.approx(1 / 2)
+    assert np.isnan(recall_genuine([[3], [5]], truth, np.array([0, 0]), 4))

@@ -267,3 +267,36 @@ def test_bad_batches_are_refused() -> None:
         gallery.upsert(EntryBatch(["a"], ["s"], unit_rows(rng, 1, 32), np.zeros(1, np.uint64)))
     with pytest.raises(ValueError, match=r"0\.\.63"):
         gallery.clear_tag_bit(64)
+
+
+def test_compaction_keeps_writes_made_while_it_runs() -> None:
+    """Entries merged and deleted while the new index is being built end up right."""
+    rng = np.random.default_rng(12)
+    vectors = clustered(rng, 4000)
+    gallery = Gallery("g", "m", DIM, IndexParams(compact_ratio=0.1))
+    gallery.upsert(batch(vectors[:3000], np.zeros(3000, dtype=np.uint64)))
+    gallery.flush()
+    gallery.delete([f"e{i:06d}" for i in range(0, 1200)])
+    assert gallery.needs_compaction()
+
+    def writer() -> None:
+        for start in range(3000, 4000, 100):
+            gallery.upsert(
+                batch(vectors[start : start + 100], np.zeros(100, np.uint64), start=start)
+            )
+            gallery.merge_pending(limit=100)
+            gallery.delete([f"e{start - 1500:06d}"])  # was alive when compaction began
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert gallery.compact(num_threads=2)
+    thread.join()
+    gallery.flush()
+    deleted = set(range(1200)) | {s - 1500 for s in range(3000, 4000, 100)}
+    for index in range(0, 4000, 37):
+        hits = gallery.search_exact(vectors[index], 1)
+        if index in deleted:
+            assert all(h.event_id != f"e{index:06d}" for h in hits)
+        else:
+            assert hits[0].event_id == f"e{index:06d}"
+    assert gallery.stats().count == 4000 - len(deleted)

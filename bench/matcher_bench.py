@@ -13,7 +13,7 @@ dimension, one system at a time is built and freed:
   ``flush``), searched through ``search`` (the planner's path);
 - numpy brute force: the float32 matrix; a precomputed row-index array per filter,
   blockwise matmul, argpartition;
-- FAISS ``IndexHNSWFlat`` (inner product, M=16, efConstruction=200), filtered with
+- FAISS ``IndexHNSWFlat`` (inner product, facegate's M and efConstruction), filtered with
   ``IDSelectorBitmap``; its efSearch is swept up to :data:`FAISS_EF` until it reaches
   facegate's recall at that selectivity.
 
@@ -62,7 +62,7 @@ bench/results/matcher.json — keys (stable; later work compares against them)::
                             exact_p50_ms, hnsw_p50_ms, hnsw_recall_at_10,
                             hnsw_recall_genuine, planned_p50_ms,
                             planned_recall_at_10, planned_recall_genuine,
-                            queries}]},       # hnsw_*: exact_max=0 forces HNSW
+                            queries}]},       # hnsw_*: plan="hnsw" forces HNSW
         grpc: {gallery_call: LATENCY,         # Gallery.search, unfiltered
                in_process: LATENCY,           # Shard.search: checks and scores too
                grpc: LATENCY,                 # Matcher.Search through a stub
@@ -119,6 +119,7 @@ from extractor.scores import DEFAULT_THRESHOLD, ScoreMap
 from facegate.settings import Settings
 from facegate.v1 import common_pb2, matcher_pb2, matcher_pb2_grpc
 from matcher.gallery import EntryBatch, Gallery, Hit, IndexParams
+from matcher.persist import load_gallery, save_gallery
 from matcher.scoring import KnownModel
 from matcher.server import MAX_MESSAGE_BYTES, MatcherDeps, create_server
 from matcher.shard import Shard, ShardConfig
@@ -417,15 +418,35 @@ def run_facegate(w: Workload, sweep_queries: int) -> dict[str, Any]:
 
     result["planner"] = _planner_sweep(gallery, w, sweep_queries)
     result["grpc"] = _grpc_round_trip(gallery, probes, shipped_score_map())
+    result["snapshot"] = _snapshot_round_trip(gallery, probes[:20])
     return result
+
+
+def _snapshot_round_trip(gallery: Gallery, probes: F32) -> dict[str, Any]:
+    """What a restart costs: writing the gallery's snapshot and loading it back (the
+    recovery path of Shard.open when the log after the snapshot is short)."""
+    with tempfile.TemporaryDirectory(prefix="matcher-snapshot-", dir=REPO_ROOT / ".data") as tmp:
+        target = Path(tmp) / "gallery"
+        started = time.perf_counter()
+        save_gallery(gallery, target)
+        written = time.perf_counter() - started
+        size = sum(f.stat().st_size for f in target.iterdir())
+        started = time.perf_counter()
+        loaded = load_gallery(target)
+        recovered = time.perf_counter() - started
+        same = all(loaded.search(p, K) == gallery.search(p, K) for p in probes)
+        del loaded
+        gc.collect()
+    print(
+        f"  snapshot: write {written:.1f} s, load {recovered:.1f} s, {size / 1e9:.2f} GB",
+        flush=True,
+    )
+    return {"write_s": written, "load_s": recovered, "bytes": size, "same_results": same}
 
 
 def _planner_sweep(gallery: Gallery, w: Workload, count: int) -> dict[str, Any]:
     """Exact path, forced HNSW path and the planner's choice at every sweep selectivity."""
     probes, masks = w.probes[:count], w.masks
-    planned_params = gallery.params
-    # No method forces the HNSW path; exact_max=0 does (any filter then goes to HNSW).
-    hnsw_params = replace(planned_params, exact_max=0)
     points: list[dict[str, Any]] = []
     n = masks.shape[0]
     for bit in sorted(synthetic.TAG_SHARES, key=lambda b: synthetic.TAG_SHARES[b]):
@@ -438,15 +459,11 @@ def _planner_sweep(gallery: Gallery, w: Workload, count: int) -> dict[str, Any]:
             probes,
             budget_s=SWEEP_BUDGET_S,
         )
-        gallery.params = hnsw_params
-        try:
-            hnsw, hnsw_hits = time_queries(
-                functools.partial(gallery.search, k=K, tag_mask=tag_mask),
-                probes,
-                budget_s=SWEEP_BUDGET_S,
-            )
-        finally:
-            gallery.params = planned_params
+        hnsw, hnsw_hits = time_queries(
+            functools.partial(gallery.search, k=K, tag_mask=tag_mask, plan="hnsw"),
+            probes,
+            budget_s=SWEEP_BUDGET_S,
+        )
         planned, planned_hits = time_queries(
             functools.partial(gallery.search, k=K, tag_mask=tag_mask),
             probes,
@@ -472,8 +489,8 @@ def _planner_sweep(gallery: Gallery, w: Workload, count: int) -> dict[str, Any]:
         )
         print(f"  planner {points[-1]}", flush=True)
     return {
-        "exact_max": planned_params.exact_max,
-        "rule_share": min(1.0, planned_params.exact_max / n),
+        "exact_max": gallery.params.exact_max,
+        "rule_share": min(1.0, gallery.params.exact_max / n),
         "crossing_share": _crossing(points),
         "points": points,
     }
@@ -604,8 +621,9 @@ def run_faiss(w: Workload, targets: dict[str, float]) -> dict[str, Any]:
     before = rss_bytes()
     faiss.omp_set_num_threads(_cores())
     start = time.perf_counter()
-    index = faiss.IndexHNSWFlat(dim, 16, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 200
+    # The same graph parameters as facegate's, so the comparison is of the searches.
+    index = faiss.IndexHNSWFlat(dim, IndexParams().m, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = IndexParams().ef_construction
     index.add(x)
     built = time.perf_counter() - start
     release_memory()
@@ -959,8 +977,8 @@ def write_docs(result: dict[str, Any]) -> None:
         f"query at a time, single-threaded (numpy's OpenBLAS set to one thread). "
         f"facegate: M={params['m']}, efConstruction="
         f"{params['ef_construction']}, ef_search={params['ef_search']}, exact_max="
-        f"{params['exact_max']:,}. FAISS: IndexHNSWFlat (inner product, M=16, "
-        f"efConstruction=200) with an IDSelectorBitmap, efSearch raised until it reaches "
+        f"{params['exact_max']:,}. FAISS: IndexHNSWFlat (inner product, the same M and "
+        f"efConstruction) with an IDSelectorBitmap, efSearch raised until it reaches "
         f"facegate's recall. numpy: fp32 matrix, one row-index array per filter. Recall@10 "
         f"is against the exact fp32 top-10; recall >= threshold counts only exact top-10 "
         f"entries at or above score {threshold['score']} (similarity "

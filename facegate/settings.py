@@ -64,11 +64,11 @@ class MatcherSettings:
     """Number of shards n in the deployment (the placement rule: matcher/placement.py)."""
     data_dir: Path | None = None
     """The shard's log and snapshots; None = ``<data_dir>/matcher/shard-<shard_index>``."""
-    m: int = 16
+    m: int = 32
     """HNSW links per node (hnswlib M): more = better recall, more memory."""
     ef_construction: int = 200
     """HNSW candidate list while building: more = better graph, slower inserts."""
-    ef_search: int = 64
+    ef_search: int = 256
     """HNSW candidate list while searching (at least k is used)."""
     exact_max: int = 32_768
     """A tag filter leaving at most this many entries is scanned exactly, not via HNSW."""

@@ -31,13 +31,14 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import hnswlib
 import numpy as np
 
 from matcher import scan
 from matcher.rwlock import ReadWriteLock
+from matcher.tags import TagPostings
 
 GROWTH = 1.5
 INITIAL_CAPACITY = 1024
@@ -52,13 +53,16 @@ COMPACTION_CHUNK = 10_000
 RESCORE_MARGIN = 1e-5
 
 
+Plan = Literal["exact", "hnsw"]
+
+
 @dataclass(frozen=True)
 class IndexParams:
-    m: int = 16
+    m: int = 32
     """HNSW links per node (hnswlib M)."""
     ef_construction: int = 200
     """HNSW candidate list while building."""
-    ef_search: int = 64
+    ef_search: int = 256
     """HNSW candidate list while searching (at least k is used)."""
     exact_max: int = 32_768
     """A filter leaving at most this many live entries is scanned exactly."""
@@ -148,7 +152,9 @@ class Gallery:
         self._event_ids: list[str] = []  # "" = free slot
         self._subject_ids: list[str] = []
         self._by_event: dict[str, int] = {}
-        self._by_subject: dict[str, set[int]] = {}
+        # A subject's slot, or its slots when it has several: no set object per subject.
+        self._by_subject: dict[str, int | tuple[int, ...]] = {}
+        self._postings = TagPostings()
         self._pending: dict[int, np.ndarray] = {}  # slot -> float32 vector, insertion order
         # Slots merged while a compaction builds its index (None: no compaction running).
         self._merged_log: list[int] | None = None
@@ -177,7 +183,7 @@ class Gallery:
                 self._event_ids[slot] = event_id
                 self._subject_ids[slot] = subject_id
                 self._by_event[event_id] = slot
-                self._by_subject.setdefault(subject_id, set()).add(slot)
+                self._add_subject_slot(subject_id, slot)
                 self._id_bytes += len(event_id) + len(subject_id)
                 self._pending[slot] = vector
 
@@ -187,7 +193,7 @@ class Gallery:
 
     def delete_subject(self, subject_id: str) -> int:
         with self._lock.write():
-            return self._remove(list(self._by_subject.get(subject_id, ())))
+            return self._remove(self._subject_slots(subject_id))
 
     def clear_tag_bit(self, bit: int) -> None:
         if not 0 <= bit < 64:
@@ -195,16 +201,18 @@ class Gallery:
         with self._lock.write():
             self._masks &= ~np.uint64(1 << bit)
             self._search_masks &= ~np.uint64(1 << bit)
+            self._postings.clear(bit)
 
     def _remove(self, slots: Iterable[int]) -> int:
         removed = 0
         for slot in list(slots):
             event_id, subject_id = self._event_ids[slot], self._subject_ids[slot]
             del self._by_event[event_id]
-            members = self._by_subject[subject_id]
-            members.discard(slot)
-            if not members:
+            remaining = tuple(s for s in self._subject_slots(subject_id) if s != slot)
+            if not remaining:
                 del self._by_subject[subject_id]
+            else:
+                self._by_subject[subject_id] = remaining[0] if len(remaining) == 1 else remaining
             self._id_bytes -= len(event_id) + len(subject_id)
             self._event_ids[slot] = self._subject_ids[slot] = ""
             self._alive[slot] = False
@@ -217,6 +225,16 @@ class Gallery:
                 self._free.append(slot)
             removed += 1
         return removed
+
+    def _subject_slots(self, subject_id: str) -> tuple[int, ...]:
+        held = self._by_subject.get(subject_id, ())
+        return (held,) if isinstance(held, int) else held
+
+    def _add_subject_slot(self, subject_id: str, slot: int) -> None:
+        held = self._by_subject.get(subject_id)
+        self._by_subject[subject_id] = (
+            slot if held is None else (*self._subject_slots(subject_id), slot)
+        )
 
     def _take_slots(self, count: int) -> list[int]:
         reused = [self._free.pop() for _ in range(min(count, len(self._free)))]
@@ -268,6 +286,7 @@ class Gallery:
                 del self._pending[slot]
             self._indexed[slots] = True
             self._search_masks[slots] = self._masks[slots]
+            self._postings.add(np.asarray(slots, dtype=np.int64), self._masks[slots])
             if self._merged_log is not None:
                 self._merged_log.extend(slots)
             return len(slots)
@@ -328,6 +347,7 @@ class Gallery:
                 self._free.extend(int(s) for s in freed)
                 self._index = fresh
                 self._dead = len(died)
+                self._postings.rebuild(self._search_masks[: self._next_slot])
             return True
         finally:
             with self._lock.write():
@@ -353,30 +373,29 @@ class Gallery:
             self.params = replace(self.params, ef_search=ef)
             self._index.set_ef(ef)
 
-    def plan(self, tag_mask: int = 0) -> str:
+    def plan(self, tag_mask: int = 0) -> Plan:
+        """The path :meth:`search` takes for this filter now."""
         with self._lock.read():
-            return "exact" if self._matching(tag_mask, force_exact=False)[1] else "hnsw"
+            return "exact" if self._matching(tag_mask, None)[1] else "hnsw"
 
     def search(
-        self, probe: np.ndarray, k: int, *, min_similarity: float = -1.0, tag_mask: int = 0
+        self,
+        probe: np.ndarray,
+        k: int,
+        *,
+        min_similarity: float = -1.0,
+        tag_mask: int = 0,
+        plan: Plan | None = None,
     ) -> list[Hit]:
         """The best ``k`` live entries with similarity >= ``min_similarity`` that share a
-        bit with ``tag_mask`` (0 = no filter), by decreasing similarity, ties by event id."""
-        return self._search(probe, k, min_similarity, tag_mask, force_exact=False)
+        bit with ``tag_mask`` (0 = no filter), by decreasing similarity, ties by event id.
 
-    def search_exact(
-        self, probe: np.ndarray, k: int, *, min_similarity: float = -1.0, tag_mask: int = 0
-    ) -> list[Hit]:
-        """:meth:`search` by scanning every candidate (the ground truth)."""
-        return self._search(probe, k, min_similarity, tag_mask, force_exact=True)
-
-    def _search(
-        self, probe: np.ndarray, k: int, min_similarity: float, tag_mask: int, force_exact: bool
-    ) -> list[Hit]:
+        ``plan`` forces a path (benchmarks, tests); None lets the planner choose.
+        """
         query = np.ascontiguousarray(probe, dtype=np.float32).reshape(self.dim)
         with self._lock.read():
             found = self._scan(query, self._pending_matching(tag_mask), k, min_similarity)
-            matching, exact = self._matching(tag_mask, force_exact)
+            matching, exact = self._matching(tag_mask, plan)
             if exact:
                 found.extend(self._scan(query, matching, k, min_similarity))
             else:
@@ -384,16 +403,24 @@ class Gallery:
             found.sort(key=lambda pair: (-pair[1], self._event_ids[pair[0]]))
             return [Hit(self._event_ids[s], self._subject_ids[s], sim) for s, sim in found[:k]]
 
-    def _matching(self, tag_mask: int, force_exact: bool) -> tuple[np.ndarray | None, bool]:
+    def search_exact(
+        self, probe: np.ndarray, k: int, *, min_similarity: float = -1.0, tag_mask: int = 0
+    ) -> list[Hit]:
+        """:meth:`search` by scanning every candidate (the ground truth)."""
+        return self.search(probe, k, min_similarity=min_similarity, tag_mask=tag_mask, plan="exact")
+
+    def _matching(self, tag_mask: int, plan: Plan | None) -> tuple[np.ndarray | None, bool]:
         """Indexed live slots passing the filter (None: not needed) and whether to scan them.
 
         Unfiltered HNSW searches skip the O(n) pass entirely.
         """
         n = self._next_slot
+        live = self._index.get_current_count() - self._dead
         if tag_mask:
-            matching = np.flatnonzero(self._search_masks[:n] & np.uint64(tag_mask))
-            return matching, force_exact or len(matching) <= self.params.exact_max
-        if force_exact or self._index.get_current_count() - self._dead <= SMALL_GALLERY:
+            matching = self._postings.candidates(tag_mask, self._search_masks)
+            exact = len(matching) <= self.params.exact_max if plan is None else plan == "exact"
+            return matching, exact or live == 0
+        if plan == "exact" or live == 0 or (plan is None and live <= SMALL_GALLERY):
             return np.flatnonzero(self._indexed[:n] & self._alive[:n]), True
         return None, False
 
@@ -443,7 +470,7 @@ class Gallery:
             try:
                 labels, distances = self._index.knn_query(query, k=asked, num_threads=1)
             except RuntimeError:  # hnswlib found fewer than `asked` (many deletions)
-                return self._scan(query, self._matching(tag_mask, True)[0], k, min_similarity)
+                return self._scan(query, self._matching(tag_mask, "exact")[0], k, min_similarity)
             slots = labels[0].astype(np.int64)
             approximate = 1.0 - distances[0]
             if tag_mask:
@@ -459,7 +486,7 @@ class Gallery:
                     near &= approximate >= kth - RESCORE_MARGIN
                 return self._rescore(query, slots[near], min_similarity)
             if asked >= MAX_HNSW_NEIGHBOURS:
-                return self._scan(query, self._matching(tag_mask, True)[0], k, min_similarity)
+                return self._scan(query, self._matching(tag_mask, "exact")[0], k, min_similarity)
             asked = min(live, asked * 4, MAX_HNSW_NEIGHBOURS)
 
     # ----------------------------------------------------------- persistence
@@ -518,9 +545,10 @@ class Gallery:
         for slot in np.flatnonzero(state.alive):
             event_id, subject_id = state.event_ids[slot], state.subject_ids[slot]
             gallery._by_event[event_id] = int(slot)
-            gallery._by_subject.setdefault(subject_id, set()).add(int(slot))
+            gallery._add_subject_slot(subject_id, int(slot))
             gallery._id_bytes += len(event_id) + len(subject_id)
         gallery._dead = state.dead
+        gallery._postings.rebuild(gallery._search_masks[:n])
         index = hnswlib.Index(space="ip", dim=state.dim)
         index.load_index(str(index_path), max_elements=state.index_capacity)
         index.set_ef(state.params.ef_search)

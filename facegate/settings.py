@@ -73,7 +73,8 @@ class MatcherSettings:
     exact_max: int = 32_768
     """A tag filter leaving at most this many entries is scanned exactly, not via HNSW."""
     snapshot_after_records: int = 50_000
-    """Write a snapshot once the log holds this many records after the last one."""
+    """Write a snapshot once the log holds this many records after the last one (or a
+    tenth of the shard's entries, if that is more)."""
     build_threads: int = 1
     """Threads hnswlib uses when merging new entries and compacting."""
 

@@ -376,7 +376,7 @@ class Gallery:
     def plan(self, tag_mask: int = 0) -> Plan:
         """The path :meth:`search` takes for this filter now."""
         with self._lock.read():
-            return "exact" if self._matching(tag_mask, None)[1] else "hnsw"
+            return "exact" if isinstance(self._matching(tag_mask, None), np.ndarray) else "hnsw"
 
     def search(
         self,
@@ -395,8 +395,8 @@ class Gallery:
         query = np.ascontiguousarray(probe, dtype=np.float32).reshape(self.dim)
         with self._lock.read():
             found = self._scan(query, self._pending_matching(tag_mask), k, min_similarity)
-            matching, exact = self._matching(tag_mask, plan)
-            if exact:
+            matching = self._matching(tag_mask, plan)
+            if isinstance(matching, np.ndarray):
                 found.extend(self._scan(query, matching, k, min_similarity))
             else:
                 found.extend(self._hnsw(query, k, min_similarity, tag_mask, matching))
@@ -409,20 +409,28 @@ class Gallery:
         """:meth:`search` by scanning every candidate (the ground truth)."""
         return self.search(probe, k, min_similarity=min_similarity, tag_mask=tag_mask, plan="exact")
 
-    def _matching(self, tag_mask: int, plan: Plan | None) -> tuple[np.ndarray | None, bool]:
-        """Indexed live slots passing the filter (None: not needed) and whether to scan them.
+    def _matching(self, tag_mask: int, plan: Plan | None) -> np.ndarray | int:
+        """The indexed live slots passing the filter (to scan), or an estimate of how many
+        pass (to search HNSW).
 
-        Unfiltered HNSW searches skip the O(n) pass entirely.
+        Only a filter small enough to scan is resolved slot by slot: a filter passing most
+        of a large gallery costs no pass over it, and neither does an unfiltered search.
         """
         n = self._next_slot
-        live = self._index.get_current_count() - self._dead
+        live: int = self._index.get_current_count() - self._dead
         if tag_mask:
-            matching = self._postings.candidates(tag_mask, self._search_masks)
-            exact = len(matching) <= self.params.exact_max if plan is None else plan == "exact"
-            return matching, exact or live == 0
+            listed = self._postings.listed(tag_mask)  # counts stale entries too: an upper bound
+            if plan == "exact" or live == 0 or (plan is None and listed <= self.params.exact_max):
+                return self._postings.candidates(tag_mask, self._search_masks)
+            return min(listed, live)
         if plan == "exact" or live == 0 or (plan is None and live <= SMALL_GALLERY):
-            return np.flatnonzero(self._indexed[:n] & self._alive[:n]), True
-        return None, False
+            return np.flatnonzero(self._indexed[:n] & self._alive[:n])
+        return live
+
+    def _all_matching(self, tag_mask: int) -> np.ndarray:
+        matching = self._matching(tag_mask, "exact")
+        assert isinstance(matching, np.ndarray)
+        return matching
 
     def _pending_matching(self, tag_mask: int) -> np.ndarray:
         slots = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
@@ -431,9 +439,9 @@ class Gallery:
         return slots
 
     def _scan(
-        self, query: np.ndarray, slots: np.ndarray | None, k: int, min_similarity: float
+        self, query: np.ndarray, slots: np.ndarray, k: int, min_similarity: float
     ) -> list[tuple[int, float]]:
-        if slots is None or len(slots) == 0:
+        if len(slots) == 0:
             return []
         approximate = scan.similarities(self._bf16, slots, query)
         return self._rescore(
@@ -459,10 +467,9 @@ class Gallery:
         k: int,
         min_similarity: float,
         tag_mask: int,
-        matching: np.ndarray | None,
+        candidates: int,
     ) -> list[tuple[int, float]]:
         live = self._index.get_current_count() - self._dead
-        candidates = live if matching is None else len(matching)
         wanted = min(candidates, k)
         factor = self.params.overfetch * live / max(candidates, 1) if tag_mask else 1.0
         asked = min(live, math.ceil(k * factor))
@@ -470,7 +477,7 @@ class Gallery:
             try:
                 labels, distances = self._index.knn_query(query, k=asked, num_threads=1)
             except RuntimeError:  # hnswlib found fewer than `asked` (many deletions)
-                return self._scan(query, self._matching(tag_mask, "exact")[0], k, min_similarity)
+                return self._scan(query, self._all_matching(tag_mask), k, min_similarity)
             slots = labels[0].astype(np.int64)
             approximate = 1.0 - distances[0]
             if tag_mask:
@@ -486,7 +493,7 @@ class Gallery:
                     near &= approximate >= kth - RESCORE_MARGIN
                 return self._rescore(query, slots[near], min_similarity)
             if asked >= MAX_HNSW_NEIGHBOURS:
-                return self._scan(query, self._matching(tag_mask, "exact")[0], k, min_similarity)
+                return self._scan(query, self._all_matching(tag_mask), k, min_similarity)
             asked = min(live, asked * 4, MAX_HNSW_NEIGHBOURS)
 
     # ----------------------------------------------------------- persistence

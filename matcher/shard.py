@@ -49,6 +49,8 @@ MAX_K = 50
 SNAPSHOTS = "snapshots"
 WAL_DIR = "wal"
 SNAPSHOT_META = "shard.json"
+# Snapshot once the log since the last one reaches this fraction (1/n) of the entries.
+SNAPSHOT_SHARE = 10
 
 
 @dataclass(frozen=True)
@@ -58,8 +60,8 @@ class ShardConfig:
     count: int = 1
     params: IndexParams = field(default_factory=IndexParams)
     snapshot_after_records: int = 50_000
-    """Write a snapshot once the log holds this many records after the last one (or half
-    the shard's entry count, if that is more)."""
+    """Write a snapshot once the log holds this many records after the last one (or a
+    tenth of the shard's entry count, if that is more)."""
     maintenance_interval_s: float = 0.02
     build_threads: int = 1
     """Threads hnswlib uses when merging and compacting."""
@@ -299,10 +301,11 @@ class Shard:
                 )
                 self._compactions[gallery.gallery_id] = worker
                 worker.start()
-        # A snapshot rewrites every gallery, so wait for log proportional to their size:
-        # the cost per write stays bounded however large the shard grows.
+        # A snapshot rewrites every gallery, so wait for log proportional to their size
+        # (the cost per write stays bounded however large the shard grows), but not much
+        # more (recovery replays it: re-inserting into HNSW is the slow part of a restart).
         entries = sum(g.stats().count for g in list(self._galleries.values()))
-        due = max(self.config.snapshot_after_records, entries // 2)
+        due = max(self.config.snapshot_after_records, entries // SNAPSHOT_SHARE)
         if self._sequence - self._snapshot_sequence >= due:
             self.snapshot()
 

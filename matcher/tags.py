@@ -45,6 +45,10 @@ class TagPostings:
             self._chunks[bit] = [slots] if len(slots) else []
             self._merged[bit] = slots
 
+    def listed(self, tag_mask: int) -> int:
+        """Entries listed under the filter's bits: at least the number that pass it."""
+        return sum(len(self._list(bit)) for bit in bits_of(tag_mask))
+
     def candidates(self, tag_mask: int, search_masks: np.ndarray) -> np.ndarray:
         """Sorted slots whose current mask shares a bit with ``tag_mask``."""
         parts = [self._list(bit) for bit in bits_of(tag_mask)]

@@ -10,6 +10,7 @@ import numpy as np
 from extractor.attributes import Box, FaceAttributes, Point
 from extractor.pipeline import Extraction, Face, FaceSelection
 from facegate.errors import invalid_request
+from facegate.templates import template_to_proto
 from facegate.v1 import common_pb2, extractor_pb2
 
 
@@ -57,10 +58,6 @@ def attributes_from_proto(message: common_pb2.FaceAttributes) -> FaceAttributes:
         face_score=message.face_score,
         face_quality_score=message.face_quality_score,
     )
-
-
-def template_to_proto(model_id: str, embedding: np.ndarray) -> common_pb2.Template:
-    return common_pb2.Template(model_id=model_id, embedding=embedding.tolist())
 
 
 def template_from_proto(

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from facegate.templates import template_to_proto
 from facegate.v1 import common_pb2, matcher_pb2
 from matcher.gallery import IndexParams
 from matcher.results import ScoredHit, ShardStats
@@ -51,10 +52,6 @@ class SearchQuery:
 
 
 # ------------------------------------------------------------------ templates, entries
-
-
-def template_to_proto(model_id: str, vector: np.ndarray) -> common_pb2.Template:
-    return common_pb2.Template(model_id=model_id, embedding=np.asarray(vector).ravel().tolist())
 
 
 def template_from_proto(message: common_pb2.Template) -> Probe:

@@ -22,11 +22,11 @@ from extractor.convert import (
     selection_from_proto,
     selection_to_proto,
     template_from_proto,
-    template_to_proto,
 )
 from extractor.pipeline import Extraction, Face, FaceSelection
 from extractor.quality import QualityFeatures
 from facegate.errors import ErrorType, FacegateError
+from facegate.templates import template_to_proto
 from facegate.v1 import common_pb2, extractor_pb2
 
 MODEL_ID = "edgeface-s-gamma05@0123456789ab"

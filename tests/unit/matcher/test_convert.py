@@ -14,6 +14,7 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
+from facegate.templates import template_to_proto
 from facegate.v1 import common_pb2, matcher_pb2
 from matcher.convert import (
     SearchQuery,
@@ -44,7 +45,6 @@ from matcher.convert import (
     stats_request_to_proto,
     stats_to_proto,
     template_from_proto,
-    template_to_proto,
     upsert_request_from_proto,
     upsert_request_to_proto,
     write_response_from_proto,

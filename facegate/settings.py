@@ -68,8 +68,14 @@ class MatcherSettings:
     """HNSW links per node (hnswlib M): more = better recall, more memory."""
     ef_construction: int = 200
     """HNSW candidate list while building: more = better graph, slower inserts."""
-    ef_search: int = 256
-    """HNSW candidate list while searching (at least k is used)."""
+    ef_search: int = 512
+    """HNSW candidate list while searching (at least the candidates asked for)."""
+    projection_dim: int = 128
+    """Dimensions a large gallery's graph is built on (0 = the full vectors)."""
+    rerank_share: float = 0.4
+    """Graph candidates re-scored exactly, as a share of ef_search."""
+    index_min: int = 2048
+    """A gallery builds its graph once it holds this many entries (smaller: scanned)."""
     exact_max: int = 32_768
     """A tag filter leaving at most this many entries is scanned exactly, not via HNSW."""
     snapshot_after_records: int = 50_000

@@ -17,23 +17,26 @@ META_FILE = "gallery.json"
 
 
 def save_gallery(gallery: Gallery, directory: Path) -> None:
-    """Write ``gallery`` into the new directory ``directory`` (one consistent state)."""
+    """Write ``gallery`` into the new directory ``directory`` (one consistent state: the
+    read lock is held while the arrays and the graph are written)."""
     directory.mkdir(parents=True)
     with gallery.reading():
         state = gallery.export_state()
-        gallery.save_index(directory / INDEX_FILE)
-    np.savez(
-        directory / ARRAYS_FILE,
-        bf16=state.bf16,
-        masks=state.masks,
-        alive=state.alive,
-        indexed=state.indexed,
-        event_ids=np.array(state.event_ids, dtype=str),
-        subject_ids=np.array(state.subject_ids, dtype=str),
-        free=np.asarray(state.free, dtype=np.int64),
-        pending_slots=state.pending_slots,
-        pending_vectors=state.pending_vectors,
-    )
+        has_graph = gallery.save_index(directory / INDEX_FILE)
+        np.savez(
+            directory / ARRAYS_FILE,
+            vectors=state.vectors,
+            masks=state.masks,
+            alive=state.alive,
+            indexed=state.indexed,
+            event_ids=np.array(state.event_ids, dtype=str),
+            subject_ids=np.array(state.subject_ids, dtype=str),
+            free=np.asarray(state.free, dtype=np.int64),
+            pending=state.pending,
+            projection=(
+                state.projection if state.projection is not None else np.zeros((0, 0), np.float32)
+            ),
+        )
     meta = {
         "gallery_id": state.gallery_id,
         "model_id": state.model_id,
@@ -43,7 +46,7 @@ def save_gallery(gallery: Gallery, directory: Path) -> None:
         "index_capacity": state.index_capacity,
     }
     (directory / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
-    for name in (INDEX_FILE, ARRAYS_FILE, META_FILE):
+    for name in (ARRAYS_FILE, META_FILE, *((INDEX_FILE,) if has_graph else ())):
         fsync_path(directory / name)
     fsync_path(directory)
 
@@ -51,20 +54,21 @@ def save_gallery(gallery: Gallery, directory: Path) -> None:
 def load_gallery(directory: Path) -> Gallery:
     meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
     with np.load(directory / ARRAYS_FILE, allow_pickle=False) as arrays:
+        projection = arrays["projection"]
         state = GalleryState(
             gallery_id=meta["gallery_id"],
             model_id=meta["model_id"],
             dim=int(meta["dim"]),
             params=IndexParams(**meta["params"]),
-            bf16=arrays["bf16"],
+            vectors=arrays["vectors"],
             masks=arrays["masks"],
             alive=arrays["alive"],
             indexed=arrays["indexed"],
             event_ids=[str(e) for e in arrays["event_ids"]],
             subject_ids=[str(s) for s in arrays["subject_ids"]],
             free=[int(s) for s in arrays["free"]],
-            pending_slots=arrays["pending_slots"],
-            pending_vectors=arrays["pending_vectors"],
+            pending=arrays["pending"],
+            projection=projection if projection.size else None,
             dead=int(meta["dead"]),
             index_capacity=int(meta["index_capacity"]),
         )

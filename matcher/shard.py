@@ -292,8 +292,12 @@ class Shard:
 
     def _upkeep(self) -> None:
         for gallery in list(self._galleries.values()):
-            while gallery.pending_count() and not self._stop.is_set():
-                gallery.merge_pending(num_threads=self.config.build_threads)
+            # merge_pending returns 0 once nothing is left, or while the gallery is too
+            # small to have a graph (its pending entries are then simply scanned).
+            while not self._stop.is_set() and gallery.merge_pending(
+                num_threads=self.config.build_threads
+            ):
+                pass
             running = self._compactions.get(gallery.gallery_id)
             if gallery.needs_compaction() and (running is None or not running.is_alive()):
                 worker = threading.Thread(

@@ -244,7 +244,7 @@ def test_merged_hnsw_results_reach_the_exact_top_k(tmp_path: Path) -> None:
     unfiltered and filtered searches: the merge finds >= 99% of the exact top-k, and
     every hit it returns is a true one with its exact score."""
     dim = DIM
-    params = IndexParams(exact_max=60)
+    params = IndexParams(exact_max=60, index_min=100)
     built = make_cluster(tmp_path, params)
     try:
         rng = np.random.default_rng(3)

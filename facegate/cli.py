@@ -4,8 +4,10 @@
     facegate models list       show the manifest
     facegate extract IMAGE...  NEC extract JSON for each image, one line each
     facegate verify A B        {"score": N} for the faces in two images
-    facegate serve [all|extractor|matcher]
+    facegate serve [all|extractor|matcher|gateway|rest]
                                start the services (all: each on its own port, one process)
+    facegate tenant create NAME
+                               a tenant with a new SigV4 key pair, printed once as JSON
 
 Settings come from ``FACEGATE_*`` environment variables and the flags below
 (docs/configuration.md). Failures of extract/verify print the NEC error JSON and exit 1;
@@ -21,6 +23,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,22 +33,43 @@ from facegate.settings import Settings
 if TYPE_CHECKING:
     import grpc
 
+    from gateway.bootstrap import DevCredentials
+    from gateway.deps import GatewayDeps
+
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
+_PORT_SETTING = {
+    "extractor": "extractor_port",
+    "matcher": "matcher_port",
+    "gateway": "grpc_port",
+    "rest": "rest_port",
+}
+
+
 def _settings(args: argparse.Namespace) -> Settings:
-    # --port is the port of the service named (`serve matcher --port N`); with `all` it
-    # stays the extractor's, as it always was, and --matcher-port sets the matcher's.
+    ports = {
+        "extractor_port": getattr(args, "extractor_port", None),
+        "matcher_port": getattr(args, "matcher_port", None),
+        "grpc_port": getattr(args, "grpc_port", None),
+        "rest_port": getattr(args, "rest_port", None),
+    }
     port = getattr(args, "port", None)
-    matcher_only = getattr(args, "service", None) == "matcher"
+    if port is not None:
+        service = getattr(args, "service", "all")
+        if service not in _PORT_SETTING:
+            raise ValueError(
+                "--port names the port of one service; with `all` use --rest-port, "
+                "--grpc-port, --extractor-port and --matcher-port"
+            )
+        ports[_PORT_SETTING[service]] = port
     return Settings.from_env(
         data_dir=getattr(args, "data_dir", None),
         model_dir=getattr(args, "model_dir", None),
-        extractor_port=None if matcher_only else port,
-        matcher_port=port if matcher_only else getattr(args, "matcher_port", None),
         host=getattr(args, "host", None),
         metrics_port=getattr(args, "metrics_port", None),
+        **ports,
     )
 
 
@@ -166,21 +190,68 @@ def _read(path: str) -> bytes:
         ) from exc
 
 
+def cmd_tenant_create(args: argparse.Namespace) -> int:
+    """A tenant in the store of the data directory (or FACEGATE_GATEWAY_DATABASE_URL);
+    works while the service runs (the store takes concurrent writers)."""
+    from gateway.server import open_store
+    from gateway.tenancy import create_tenant
+
+    settings = _settings(args)
+    database, box = open_store(settings)
+    try:
+        created = create_tenant(database, box, args.name)
+    except FacegateError as error:
+        _print(error.nec_body())
+        return EXIT_FAILED
+    finally:
+        database.close()
+    _print(
+        {
+            "id": created.tenant.id,
+            "name": created.tenant.name,
+            "accessKeyId": created.tenant.access_key_id,
+            "secretAccessKey": created.secret_access_key,
+        }
+    )
+    return 0
+
+
+SERVICES = ("extractor", "matcher", "gateway", "rest")
+
+
+class _Started:
+    """A started server of the all-in-one process: how to stop it."""
+
+    def __init__(self, name: str, port: int, stop: Callable[[], None]) -> None:
+        self.name, self.port, self.stop = name, port, stop
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the services named, each on its own port, and run until SIGINT/SIGTERM.
 
-    Every service is built before any starts listening, so a configuration error (no
-    models, a bad shard index) exits without leaving a half-started process. On a signal
-    the servers stop accepting calls first (with a grace period for calls in flight),
-    then their resources close: the extractor's model sessions, the matcher shard's log.
+    Services start in dependency order (extractor and matcher, then the gateway that calls
+    them, then the REST shim that calls the gateway), each told the ports the previous ones
+    actually bound (port 0 = any free port). A configuration error (no models, a bad shard
+    index, an unreachable database) exits before anything listens for long. On a signal
+    the servers stop in reverse order, with a grace period for calls in flight, then
+    their resources close.
     """
     from facegate.metrics import serve_metrics
 
     settings = _settings(args)
-    wanted = ("extractor", "matcher") if args.service == "all" else (args.service,)
+    wanted = SERVICES if args.service == "all" else (args.service,)
     log = logging.getLogger("facegate")
-    servers: list[tuple[str, grpc.Server, int]] = []
+    started: list[_Started] = []
     closers: list[Callable[[], None]] = []
+
+    def grpc_started(name: str, server: grpc.Server, port: int) -> None:
+        def stop() -> None:
+            server.stop(grace=5).wait()
+
+        server.start()
+        started.append(_Started(name, port, stop))
+        log.info("%s gRPC listening on %s:%d", name, settings.host, port)
+
     try:
         if "extractor" in wanted:
             from extractor.loader import load_extractor
@@ -190,7 +261,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             extractor = load_extractor(settings)
             closers.append(extractor.close)
             server, port = create_extractor_server(settings, ExtractorDeps(extractor))
-            servers.append(("extractor", server, port))
+            grpc_started("extractor", server, port)
+            settings = replace(settings, extractor_port=port)
         if "matcher" in wanted:
             from matcher.server import MatcherDeps, open_shard
             from matcher.server import create_server as create_matcher_server
@@ -198,22 +270,82 @@ def cmd_serve(args: argparse.Namespace) -> int:
             shard = open_shard(settings)
             closers.append(shard.close)
             server, port = create_matcher_server(settings, MatcherDeps(shard))
-            servers.append(("matcher", server, port))
+            grpc_started("matcher", server, port)
+            settings = replace(settings, matcher_port=port)
+        store = None
+        first_run = None
+        if "gateway" in wanted:
+            from gateway.server import create_server as create_gateway_server
+            from gateway.server import open_gateway
+
+            gateway = open_gateway(settings)
+            closers.append(gateway.close)
+            store = (gateway.deps.database, gateway.deps.secrets)
+            if args.service == "all":
+                first_run = _first_run(gateway.deps)
+            server, port = create_gateway_server(settings, gateway.deps)
+            grpc_started("gateway", server, port)
+            settings = replace(settings, grpc_port=port)
+        if "rest" in wanted:
+            from gateway.rest.guard import SecretDirectory
+            from gateway.rest.server import RestDeps
+            from gateway.rest.server import create_server as create_rest_server
+            from gateway.server import open_store
+
+            if store is None:
+                store = open_store(settings)
+                closers.append(store[0].close)
+            rest, port = create_rest_server(settings, RestDeps(SecretDirectory(*store)))
+            rest.start()
+            started.append(_Started("rest", port, rest.stop))
+            settings = replace(settings, rest_port=port)
+            log.info("REST API listening on http://%s:%d", settings.host, port)
+        if first_run is not None:
+            _print_first_run(settings, first_run)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         serve_metrics(settings.metrics_port)
-        for name, server, port in servers:
-            server.start()
-            log.info("%s gRPC listening on %s:%d", name, settings.host, port)
+        print(json.dumps({"listening": {s.name: s.port for s in started}}), flush=True)
         stop.wait()
     finally:
-        stopping = [server.stop(grace=5) for _, server, _ in servers]
-        for done in stopping:
-            done.wait()
+        for service in reversed(started):
+            service.stop()
         for close in reversed(closers):
             close()
     return 0
+
+
+def _first_run(deps: GatewayDeps) -> DevCredentials | None:
+    """On an empty store: the development tenant, gallery and application."""
+    from gateway.bootstrap import create_dev_tenant_if_empty
+    from gateway.tenancy import Tenancy
+
+    return create_dev_tenant_if_empty(deps.database, Tenancy(deps))
+
+
+def _print_first_run(settings: Settings, credentials: DevCredentials) -> None:
+    from gateway.bootstrap import example_request
+
+    print(
+        "First run: created a development tenant, gallery and application. Keep these "
+        "credentials; they are not shown again:\n"
+        + json.dumps(credentials.as_json(), indent=2)
+        + "\n\nRegister a face (POST /v1.1/subjects, expect HTTP 201):\n\n"
+        + example_request(settings, credentials, _example_image())
+        + "\n",
+        flush=True,
+    )
+
+
+def _example_image() -> str:
+    for candidate in (
+        Path("../shared/faces/test/compreface/person_A/001_A.jpg"),
+        Path("shared/faces/test/compreface/person_A/001_A.jpg"),
+    ):
+        if candidate.is_file():
+            return str(candidate.resolve())
+    return "face.jpg"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,17 +402,26 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(func=cmd_verify)
 
     serve = sub.add_parser("serve", parents=[common], help="start the services")
-    serve.add_argument("service", nargs="?", default="all", choices=["all", "extractor", "matcher"])
+    serve.add_argument("service", nargs="?", default="all", choices=["all", *SERVICES])
     serve.add_argument("--host", help="address to bind (FACEGATE_HOST)")
+    serve.add_argument("--port", type=int, help="port of the one service named (not with `all`)")
+    serve.add_argument("--rest-port", type=int, help="REST API port (FACEGATE_REST_PORT)")
+    serve.add_argument("--grpc-port", type=int, help="public gRPC port (FACEGATE_GRPC_PORT)")
     serve.add_argument(
-        "--port",
-        type=int,
-        help="gRPC port of the service named; the extractor's with `all` "
-        "(FACEGATE_EXTRACTOR_PORT, FACEGATE_MATCHER_PORT)",
+        "--extractor-port", type=int, help="extractor gRPC port (FACEGATE_EXTRACTOR_PORT)"
     )
     serve.add_argument("--matcher-port", type=int, help="matcher gRPC port (FACEGATE_MATCHER_PORT)")
     serve.add_argument("--metrics-port", type=int, help="Prometheus port (FACEGATE_METRICS_PORT)")
     serve.set_defaults(func=cmd_serve)
+
+    tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
+        dest="tenant_command", required=True
+    )
+    create = tenant.add_parser(
+        "create", parents=[common], help="create a tenant; prints its key pair once"
+    )
+    create.add_argument("name")
+    create.set_defaults(func=cmd_tenant_create)
     return parser
 
 

@@ -85,8 +85,54 @@ class MatcherSettings:
     """Threads hnswlib uses when merging new entries and compacting."""
 
 
+@dataclass(frozen=True)
+class GatewaySettings:
+    """The public gRPC API (``FACEGATE_GATEWAY_*``)."""
+
+    database_url: str = ""
+    """SQLAlchemy URL of the store; empty = SQLite at ``<data_dir>/gateway/facegate.db``.
+    PostgreSQL: ``postgresql+psycopg://user:password@host:5432/facegate``."""
+    master_key: str = ""
+    """Base64 of 32 random bytes that encrypt tenants' SigV4 secrets in the store; empty =
+    the key file ``<data_dir>/gateway/master.key``, created on first use. Every gateway
+    and REST process of a deployment needs the same key."""
+    extractor_address: str = ""
+    """host:port of the extractor; empty = ``<host>:<extractor_port>``."""
+    matcher_addresses: tuple[str, ...] = ()
+    """host:port of each matcher shard, in shard-index order; empty = one shard at
+    ``<host>:<matcher_port>``."""
+    call_timeout_s: float = 30.0
+    """Deadline of the gateway's own calls to the extractor and the matchers."""
+    replay_interval_s: float = 1.0
+    """How often changes committed to the store but not yet acknowledged by the matchers
+    are sent again (after a matcher was unreachable or a gateway died mid-request)."""
+
+
+@dataclass(frozen=True)
+class RestSettings:
+    """The NEC ID REST shim (``FACEGATE_REST_*``)."""
+
+    region: str = "ap-southeast-2"
+    """AWS region that SigV4 signatures must be scoped to."""
+    gateway_address: str = ""
+    """host:port of the gateway's gRPC API; empty = ``<host>:<grpc_port>``."""
+    max_body_bytes: int = 10 * 1024 * 1024
+    """Larger request bodies are refused with 413."""
+    rate_per_second: float = 50.0
+    """Requests per second each API key may sustain (token bucket); 0 = no limit."""
+    rate_burst: int = 100
+    """Requests an API key may send at once before the rate applies."""
+    request_timeout_s: float = 30.0
+    """A request still running after this long fails with Timeout (1003)."""
+
+
 # Nested sections of Settings and the prefix of their variables after ``FACEGATE_``.
-_SECTIONS = {"extractor": "EXTRACTOR_", "matcher": "MATCHER_"}
+_SECTIONS = {
+    "extractor": "EXTRACTOR_",
+    "matcher": "MATCHER_",
+    "gateway": "GATEWAY_",
+    "rest": "REST_",
+}
 
 
 @dataclass(frozen=True)
@@ -97,11 +143,17 @@ class Settings:
     host: str = "127.0.0.1"
     extractor_port: int = 50052
     matcher_port: int = 50053
+    grpc_port: int = 50051
+    """Port of the gateway's public gRPC API."""
+    rest_port: int = 8080
+    """Port of the NEC ID REST API."""
     metrics_port: int = 0
     """Prometheus /metrics port; 0 = no metrics endpoint."""
     grpc_workers: int = 16
     extractor: ExtractorSettings = field(default_factory=ExtractorSettings)
     matcher: MatcherSettings = field(default_factory=MatcherSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    rest: RestSettings = field(default_factory=RestSettings)
 
     @property
     def models(self) -> Path:
@@ -112,6 +164,28 @@ class Settings:
         """The shard's own directory: one per shard index, so shards never share a log."""
         configured = self.matcher.data_dir
         return configured or self.data_dir / "matcher" / f"shard-{self.matcher.shard_index}"
+
+    @property
+    def gateway_dir(self) -> Path:
+        return self.data_dir / "gateway"
+
+    @property
+    def database_url(self) -> str:
+        if self.gateway.database_url:
+            return self.gateway.database_url
+        return f"sqlite+pysqlite:///{(self.gateway_dir / 'facegate.db').resolve()}"
+
+    @property
+    def extractor_address(self) -> str:
+        return self.gateway.extractor_address or f"{self.host}:{self.extractor_port}"
+
+    @property
+    def matcher_addresses(self) -> tuple[str, ...]:
+        return self.gateway.matcher_addresses or (f"{self.host}:{self.matcher_port}",)
+
+    @property
+    def gateway_address(self) -> str:
+        return self.rest.gateway_address or f"{self.host}:{self.grpc_port}"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from facegate.grpcserver import bind, new_server
+from tests.support.postgres import postgres_url_fixture
 
 Behavior = Callable[[bytes, grpc.ServicerContext], bytes]
 
@@ -79,3 +80,9 @@ def grpc_probe() -> Iterator[GrpcProbe]:
         yield probe
     finally:
         probe.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A private PostgreSQL server for the session: the URL of its empty test database."""
+    yield from postgres_url_fixture()

@@ -40,11 +40,14 @@ class Application(_message.Message):
     description: _builtins.str
     """Free text (NEC: description)."""
     api_key: _builtins.str
-    """The API key that clients send as `x-api-key` (NEC: apiKey)."""
+    """The API key that clients send as `x-api-key` (NEC: apiKey). Keys are
+    stored hashed: only the call that creates the application returns the full
+    key; the other calls return a hint, its first characters followed by "…".
+    """
     face_minimum_quality_score: _builtins.float
-    """Lowest face_quality_score, 0.45..1, of faces this application registers
-    or searches with; faces below it fail with PoorQuality
-    (NEC: faceMinimumQualityScore).
+    """Lowest face_quality_score, 0.45..1, of faces this application registers;
+    faces below it fail with PoorQuality. Probes of searches and verifications
+    are not held to it (NEC: faceMinimumQualityScore).
     """
     gallery_id: _builtins.str
     """The gallery the application works on (NEC: galleryId)."""

@@ -14,8 +14,10 @@ Conventions of every file in package facegate.v1:
   calls of Face) carry the application API key as gRPC metadata `x-api-key`;
   it names the application and so the gallery. A missing or unknown key fails
   with PERMISSION_DENIED (NEC: 403 Forbidden).
-- Tenant-management calls (Galleries, Applications) carry no API key; the
-  gateway authenticates the tenant (details decided later).
+- Tenant-management calls (Galleries, Applications) carry no API key; they
+  carry the tenant's key pair as metadata `facegate-access-key-id` and
+  `facegate-secret-access-key` (use TLS). A gallery-scoped call that carries
+  them too is bound to that tenant: another tenant's API key is refused.
 - A failure is a gRPC status whose details are the NEC error message, plus the
   trailing metadata `facegate-error-type` naming the NEC error type
   (facegate/errors.py); ErrorDetail below is that error as a message.

@@ -77,7 +77,7 @@ class FaceServicer:
         probe's face (POST /v1.1/face/search). No candidate at or above the
         threshold is an OK answer with no candidates. Errors: InvalidRequest (no
         probe, threshold or limit out of range, unknown tag), NoFace,
-        MultipleFaces, PoorQuality.
+        MultipleFaces.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -86,7 +86,7 @@ class FaceServicer:
     def VerifySubject(self, request, context):
         """Scores a probe against a subject's active events (POST /v1.1/face/verify
         with "id"). Errors: NotFound (unknown subject, or one with no active
-        event), InvalidRequest, NoFace, MultipleFaces, PoorQuality.
+        event), InvalidRequest, NoFace, MultipleFaces.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

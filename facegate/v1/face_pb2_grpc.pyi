@@ -49,12 +49,12 @@ class FaceStub:
     probe's face (POST /v1.1/face/search). No candidate at or above the
     threshold is an OK answer with no candidates. Errors: InvalidRequest (no
     probe, threshold or limit out of range, unknown tag), NoFace,
-    MultipleFaces, PoorQuality.
+    MultipleFaces.
     """
     VerifySubject: _grpc.UnaryUnaryMultiCallable[_face_pb2.FaceVerifySubjectRequest, _face_pb2.FaceVerifySubjectResponse]
     """Scores a probe against a subject's active events (POST /v1.1/face/verify
     with "id"). Errors: NotFound (unknown subject, or one with no active
-    event), InvalidRequest, NoFace, MultipleFaces, PoorQuality.
+    event), InvalidRequest, NoFace, MultipleFaces.
     """
     VerifyFaces: _grpc.UnaryUnaryMultiCallable[_face_pb2.FaceVerifyFacesRequest, _face_pb2.FaceVerifyFacesResponse]
     """Scores a probe against another face image (POST /v1.1/face/verify with
@@ -79,12 +79,12 @@ class FaceAsyncStub(FaceStub):
     probe's face (POST /v1.1/face/search). No candidate at or above the
     threshold is an OK answer with no candidates. Errors: InvalidRequest (no
     probe, threshold or limit out of range, unknown tag), NoFace,
-    MultipleFaces, PoorQuality.
+    MultipleFaces.
     """
     VerifySubject: _aio.UnaryUnaryMultiCallable[_face_pb2.FaceVerifySubjectRequest, _face_pb2.FaceVerifySubjectResponse]  # type: ignore[assignment]
     """Scores a probe against a subject's active events (POST /v1.1/face/verify
     with "id"). Errors: NotFound (unknown subject, or one with no active
-    event), InvalidRequest, NoFace, MultipleFaces, PoorQuality.
+    event), InvalidRequest, NoFace, MultipleFaces.
     """
     VerifyFaces: _aio.UnaryUnaryMultiCallable[_face_pb2.FaceVerifyFacesRequest, _face_pb2.FaceVerifyFacesResponse]  # type: ignore[assignment]
     """Scores a probe against another face image (POST /v1.1/face/verify with
@@ -118,7 +118,7 @@ class FaceServicer(metaclass=_abc_1.ABCMeta):
         probe's face (POST /v1.1/face/search). No candidate at or above the
         threshold is an OK answer with no candidates. Errors: InvalidRequest (no
         probe, threshold or limit out of range, unknown tag), NoFace,
-        MultipleFaces, PoorQuality.
+        MultipleFaces.
         """
 
     @_abc_1.abstractmethod
@@ -129,7 +129,7 @@ class FaceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_face_pb2.FaceVerifySubjectResponse, _abc.Awaitable[_face_pb2.FaceVerifySubjectResponse]]:
         """Scores a probe against a subject's active events (POST /v1.1/face/verify
         with "id"). Errors: NotFound (unknown subject, or one with no active
-        event), InvalidRequest, NoFace, MultipleFaces, PoorQuality.
+        event), InvalidRequest, NoFace, MultipleFaces.
         """
 
     @_abc_1.abstractmethod

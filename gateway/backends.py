@@ -1,0 +1,193 @@
+"""The gateway's clients of its internal services: one extractor, n matcher shards.
+
+Both turn every gRPC failure into a :class:`FacegateError`: the errors the services
+raise on purpose (NoFace, PoorQuality, ...) keep their type; a service that cannot be
+reached, or misses the deadline, becomes Unavailable or Timeout, never a bare RpcError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+
+from extractor.scores import ScoreMap
+from facegate.errors import ErrorType, FacegateError
+from facegate.v1 import (
+    common_pb2,
+    extractor_pb2,
+    extractor_pb2_grpc,
+    matcher_pb2,
+    matcher_pb2_grpc,
+)
+from matcher.merge import FanOut
+from matcher.placement import split_by_shard
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def open_channel(address: str) -> grpc.Channel:
+    # A restarted service should be used again within a couple of seconds, not after
+    # gRPC's default reconnect backoff (which grows to two minutes).
+    return grpc.insecure_channel(
+        address,
+        options=[
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.min_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ],
+    )
+
+
+def _service_error(service: str, error: grpc.RpcError) -> FacegateError:
+    rebuilt = FacegateError.from_rpc_error(error)
+    call: grpc.Call = error  # type: ignore[assignment]
+    if call.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return FacegateError(ErrorType.TIMEOUT, f"The {service} did not answer in time.")
+    if rebuilt.error_type in (ErrorType.UNAVAILABLE, ErrorType.INTERNAL):
+        return FacegateError(
+            ErrorType.UNAVAILABLE, f"The {service} is unavailable: {call.details()}"
+        )
+    return rebuilt
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face of a probe or registration image: its NEC attributes and template."""
+
+    attributes: common_pb2.FaceAttributes
+    template: common_pb2.Template
+
+    @property
+    def vector(self) -> np.ndarray:
+        return np.asarray(self.template.embedding, dtype=np.float32)
+
+
+class ExtractorClient:
+    def __init__(self, channel: grpc.Channel, *, timeout_s: float) -> None:
+        self._stub = extractor_pb2_grpc.ExtractorStub(channel)
+        self._timeout_s = timeout_s
+        self._score_map: ScoreMap | None = None
+
+    def _call(self, rpc: str, request: object) -> object:
+        try:
+            return getattr(self._stub, rpc)(request, timeout=self._timeout_s)
+        except grpc.RpcError as error:
+            raise _service_error("extractor", error) from None
+
+    def single_face(self, image: bytes, *, min_quality: float | None) -> Face:
+        """The one face of an image (NoFace / MultipleFaces / PoorQuality otherwise)."""
+        return self.single_faces([image], min_quality=min_quality)[0]
+
+    def single_faces(self, images: Sequence[bytes], *, min_quality: float | None) -> list[Face]:
+        """:meth:`single_face` of several images, extracted concurrently."""
+        requests = []
+        for image in images:
+            request = extractor_pb2.ExtractorExtractRequest(
+                image=image, selection=extractor_pb2.FACE_SELECTION_SINGLE, with_templates=True
+            )
+            if min_quality is not None:
+                request.min_quality = min_quality
+            requests.append(request)
+        pending = [self._stub.Extract.future(r, timeout=self._timeout_s) for r in requests]
+        faces: list[Face] = []
+        try:
+            for future in pending:
+                try:
+                    response = future.result()
+                except grpc.RpcError as error:
+                    raise _service_error("extractor", error) from None
+                face = response.faces[0]
+                faces.append(Face(face.attributes, face.template))
+        finally:
+            for future in pending:
+                future.cancel()
+        return faces
+
+    def all_faces(self, image: bytes, *, limit: int) -> list[common_pb2.FaceAttributes]:
+        """Attributes of up to ``limit`` faces, largest first (no templates)."""
+        request = extractor_pb2.ExtractorExtractRequest(
+            image=image, limit=limit, selection=extractor_pb2.FACE_SELECTION_ALL
+        )
+        response = self._call("Extract", request)
+        assert isinstance(response, extractor_pb2.ExtractorExtractResponse)
+        return [face.attributes for face in response.faces]
+
+    def score_map(self) -> ScoreMap:
+        """The recognizer's similarity -> score map (asked once: it is fixed per model)."""
+        if self._score_map is None:
+            info = self._call("Info", extractor_pb2.ExtractorInfoRequest())
+            assert isinstance(info, extractor_pb2.ExtractorInfoResponse)
+            knots = [(knot.similarity, knot.score) for knot in info.score_calibration]
+            self._score_map = ScoreMap(knots)
+        return self._score_map
+
+    def best_score(self, probe: Face, references: Sequence[np.ndarray]) -> int:
+        """The highest score of the probe against references of the same model."""
+        if not references:
+            raise ValueError("no references")
+        similarities = np.stack(references) @ probe.vector
+        return self.score_map().score(float(similarities.max()))
+
+
+class MatcherClient:
+    """The n matcher shards as one: writes go to the shard that holds the event,
+    searches and gallery-wide changes to all of them."""
+
+    def __init__(self, channels: Sequence[grpc.Channel], *, timeout_s: float) -> None:
+        self._stubs = [matcher_pb2_grpc.MatcherStub(channel) for channel in channels]
+        self._fan_out = FanOut(self._stubs, timeout_s=timeout_s)
+        self._timeout_s = timeout_s
+
+    @property
+    def shard_count(self) -> int:
+        return len(self._stubs)
+
+    def upsert(self, entries: Sequence[matcher_pb2.MatcherEntry]) -> None:
+        for index, group in enumerate(
+            split_by_shard(entries, lambda e: e.event_id, self.shard_count)
+        ):
+            if group:
+                self._on_shard(index, "Upsert", matcher_pb2.MatcherUpsertRequest(entries=group))
+
+    def delete(self, gallery_id: str, event_ids: Sequence[str]) -> None:
+        for index, group in enumerate(split_by_shard(event_ids, str, self.shard_count)):
+            if group:
+                request = matcher_pb2.MatcherDeleteRequest(gallery_id=gallery_id, event_ids=group)
+                self._on_shard(index, "Delete", request)
+
+    def clear_tag_bit(self, gallery_id: str, bit: int) -> None:
+        request = matcher_pb2.MatcherClearTagBitRequest(gallery_id=gallery_id, bit=bit)
+        self._fan_out.call_all(
+            "ClearTagBit", lambda stub, timeout: stub.ClearTagBit.future(request, timeout=timeout)
+        )
+
+    def drop_gallery(self, gallery_id: str) -> None:
+        request = matcher_pb2.MatcherDropGalleryRequest(gallery_id=gallery_id)
+        self._fan_out.call_all(
+            "DropGallery", lambda stub, timeout: stub.DropGallery.future(request, timeout=timeout)
+        )
+
+    def search(
+        self,
+        gallery_id: str,
+        probe: common_pb2.Template,
+        *,
+        k: int,
+        threshold: int,
+        tag_mask: int,
+    ) -> list[matcher_pb2.MatcherHit]:
+        request = matcher_pb2.MatcherSearchRequest(
+            gallery_id=gallery_id, probes=[probe], k=k, threshold=threshold, tag_mask=tag_mask
+        )
+        return list(self._fan_out.search(request).results[0].hits)
+
+    def _on_shard(self, index: int, rpc: str, request: object) -> None:
+        try:
+            getattr(self._stubs[index], rpc)(request, timeout=self._timeout_s)
+        except grpc.RpcError as error:
+            raise _service_error(f"matcher shard {index}", error) from None

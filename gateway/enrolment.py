@@ -1,0 +1,253 @@
+"""Subjects and their events: register, update, unregister, list.
+
+Every write follows one shape: check what can be checked cheaply (tags exist, the
+subject exists), extract the face (outside any transaction: it takes tens of
+milliseconds), then in one transaction re-check, write the rows and a changes row, and
+commit; only then is the matcher told (gateway/replication.py). The caller's answer
+means "committed".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from google.protobuf import json_format
+from sqlalchemy import Connection
+
+from facegate.errors import ErrorType, FacegateError
+from facegate.v1 import common_pb2
+from gateway.backends import Face
+from gateway.deps import GatewayDeps, new_id
+from gateway.replication import KIND_EVENT, now_ms, record_change
+from gateway.store import events, tags
+from gateway.store.records import Application, Change, EventRow
+
+MAX_ID_LENGTH = 256
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Registered:
+    subject_id: str
+    event_id: str
+    attributes: common_pb2.FaceAttributes
+
+
+def require_image(image: bytes, field: str) -> None:
+    if not image:
+        raise FacegateError(ErrorType.INVALID_REQUEST, f"{field} property must be provided.")
+
+
+def require_id(value: str, what: str) -> str:
+    if not value or len(value) > MAX_ID_LENGTH:
+        raise FacegateError(
+            ErrorType.INVALID_REQUEST, f"{what} must be 1 to {MAX_ID_LENGTH} characters."
+        )
+    return value
+
+
+def subject_not_found(subject_id: str) -> FacegateError:
+    return FacegateError(ErrorType.NOT_FOUND, f"Subject {subject_id} not found.")
+
+
+class Enrolment:
+    def __init__(self, deps: GatewayDeps) -> None:
+        self._deps = deps
+
+    # ---------------------------------------------------------------- subjects
+
+    def register_subject(
+        self, application: Application, image: bytes, tag_names: Sequence[str]
+    ) -> Registered:
+        require_image(image, "face")
+        gallery_id = application.gallery_id
+        self._tag_mask(gallery_id, tag_names)
+        face = self._face(application, image)
+        subject_id, event_id = new_id(), new_id()
+        with self._deps.database.write() as conn:
+            mask = tags.tag_mask(conn, gallery_id, tag_names)
+            events.create_subject(conn, gallery_id, subject_id, now_ms())
+            change = self._insert(
+                conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
+            )
+        self._deps.replicator.push([change])
+        return Registered(subject_id, event_id, face.attributes)
+
+    def update_subject(
+        self,
+        application: Application,
+        subject_id: str,
+        image: bytes,
+        tag_names: Sequence[str],
+    ) -> Registered:
+        """The subject's active events become deleted; the new face is its one active
+        event."""
+        require_id(subject_id, "id")
+        require_image(image, "face")
+        gallery_id = application.gallery_id
+        self._require_subject(gallery_id, subject_id)
+        self._tag_mask(gallery_id, tag_names)
+        face = self._face(application, image)
+        event_id = new_id()
+        with self._deps.database.write() as conn:
+            if not events.subject_exists(conn, gallery_id, subject_id):
+                raise subject_not_found(subject_id)
+            mask = tags.tag_mask(conn, gallery_id, tag_names)
+            stamp = now_ms()
+            retired = events.mark_subject_deleted(conn, gallery_id, subject_id, stamp)
+            pending = [record_change(conn, gallery_id, KIND_EVENT, event_id=e) for e in retired]
+            pending.append(
+                self._insert(
+                    conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
+                )
+            )
+        self._deps.replicator.push(pending)
+        return Registered(subject_id, event_id, face.attributes)
+
+    def unregister_subject(self, application: Application, subject_id: str) -> None:
+        require_id(subject_id, "id")
+        gallery_id = application.gallery_id
+        with self._deps.database.write() as conn:
+            retired = events.mark_subject_deleted(conn, gallery_id, subject_id, now_ms())
+            if not retired:
+                raise subject_not_found(subject_id)
+            pending = [record_change(conn, gallery_id, KIND_EVENT, event_id=e) for e in retired]
+        self._deps.replicator.push(pending)
+
+    def list_rows(
+        self, application: Application, *, start: int, length: int, descending: bool
+    ) -> tuple[list[EventRow], int]:
+        if start < 0:
+            raise FacegateError(ErrorType.INVALID_REQUEST, "start must be 0 or more.")
+        if not 1 <= length <= MAX_PAGE:
+            raise FacegateError(
+                ErrorType.INVALID_REQUEST, f"length must be between 1 and {MAX_PAGE}."
+            )
+        with self._deps.database.read() as conn:
+            return events.list_event_rows(
+                conn, application.gallery_id, start=start, length=length, descending=descending
+            )
+
+    # ------------------------------------------------------------------ events
+
+    def list_events(self, application: Application, subject_id: str) -> list[str]:
+        require_id(subject_id, "id")
+        with self._deps.database.read() as conn:
+            rows = events.active_events(conn, application.gallery_id, subject_id)
+        if not rows:
+            raise subject_not_found(subject_id)
+        return [row.event_id for row in rows]
+
+    def register_event(
+        self,
+        application: Application,
+        subject_id: str,
+        image: bytes,
+        tag_names: Sequence[str],
+    ) -> Registered:
+        require_id(subject_id, "id")
+        require_image(image, "face")
+        gallery_id = application.gallery_id
+        self._require_subject(gallery_id, subject_id)
+        self._tag_mask(gallery_id, tag_names)
+        face = self._face(application, image)
+        event_id = new_id()
+        with self._deps.database.write() as conn:
+            if not events.subject_exists(conn, gallery_id, subject_id):
+                raise subject_not_found(subject_id)
+            mask = tags.tag_mask(conn, gallery_id, tag_names)
+            change = self._insert(
+                conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
+            )
+        self._deps.replicator.push([change])
+        return Registered(subject_id, event_id, face.attributes)
+
+    def update_event(
+        self,
+        application: Application,
+        subject_id: str,
+        event_id: str,
+        image: bytes,
+        tag_names: Sequence[str],
+    ) -> Registered:
+        """The event's active row becomes deleted and a new active row of the same event
+        id holds the new face and tags."""
+        require_id(subject_id, "id")
+        require_id(event_id, "eventId")
+        require_image(image, "face")
+        gallery_id = application.gallery_id
+        self._require_event(gallery_id, subject_id, event_id)
+        self._tag_mask(gallery_id, tag_names)
+        face = self._face(application, image)
+        with self._deps.database.write() as conn:
+            mask = tags.tag_mask(conn, gallery_id, tag_names)
+            if not events.mark_event_deleted(conn, gallery_id, subject_id, event_id, now_ms()):
+                raise self._event_not_found(subject_id, event_id)
+            change = self._insert(
+                conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
+            )
+        self._deps.replicator.push([change])
+        return Registered(subject_id, event_id, face.attributes)
+
+    def unregister_event(self, application: Application, subject_id: str, event_id: str) -> None:
+        require_id(subject_id, "id")
+        require_id(event_id, "eventId")
+        gallery_id = application.gallery_id
+        with self._deps.database.write() as conn:
+            if not events.mark_event_deleted(conn, gallery_id, subject_id, event_id, now_ms()):
+                raise self._event_not_found(subject_id, event_id)
+            change = record_change(conn, gallery_id, KIND_EVENT, event_id=event_id)
+        self._deps.replicator.push([change])
+
+    # ----------------------------------------------------------------- helpers
+
+    def _face(self, application: Application, image: bytes) -> Face:
+        return self._deps.extractor.single_face(
+            image, min_quality=application.face_minimum_quality_score
+        )
+
+    def _tag_mask(self, gallery_id: str, tag_names: Sequence[str]) -> int:
+        with self._deps.database.read() as conn:
+            return tags.tag_mask(conn, gallery_id, tag_names)
+
+    def _require_subject(self, gallery_id: str, subject_id: str) -> None:
+        with self._deps.database.read() as conn:
+            if not events.subject_exists(conn, gallery_id, subject_id):
+                raise subject_not_found(subject_id)
+
+    def _require_event(self, gallery_id: str, subject_id: str, event_id: str) -> None:
+        with self._deps.database.read() as conn:
+            row = events.active_event(conn, gallery_id, event_id)
+        if row is None or row.subject_id != subject_id:
+            raise self._event_not_found(subject_id, event_id)
+
+    @staticmethod
+    def _event_not_found(subject_id: str, event_id: str) -> FacegateError:
+        return FacegateError(
+            ErrorType.NOT_FOUND, f"Event {event_id} of subject {subject_id} not found."
+        )
+
+    @staticmethod
+    def _insert(
+        conn: Connection,
+        gallery_id: str,
+        *,
+        subject_id: str,
+        event_id: str,
+        mask: int,
+        face: Face,
+    ) -> Change:
+        events.insert_event(
+            conn,
+            gallery_id=gallery_id,
+            event_id=event_id,
+            subject_id=subject_id,
+            tag_mask=mask,
+            model_id=face.template.model_id,
+            template=np.asarray(face.vector, dtype="<f4").tobytes(),
+            attributes_json=json_format.MessageToJson(face.attributes, indent=None),
+            now_ms=now_ms(),
+        )
+        return record_change(conn, gallery_id, KIND_EVENT, event_id=event_id)

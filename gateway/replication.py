@@ -1,0 +1,189 @@
+"""Carrying committed changes from the store to the matcher shards (the outbox).
+
+The store is the record: a write is acknowledged once its transaction commits, and that
+transaction also adds a row to ``changes`` naming what changed (an event, a tag bit
+cleared, a gallery dropped). After the commit the gateway applies the change to the
+matchers and removes the row. If the gateway dies in between, or a matcher is down, the
+row stays and :class:`Replicator`'s background pass applies it later (any gateway does
+it: the rows are in the shared store). Applying is idempotent and reads the event's
+*current* state from the store rather than a copy in the row, so replaying an old change
+can never bring back an outdated template or a deleted event.
+
+Together with the search-time check against the store (a matcher hit whose event is no
+longer active is dropped, gateway/search.py), this gives the guarantee of
+docs/adr/0006: a committed event becomes searchable as soon as the matchers are
+reachable, and a deleted one is never returned, whichever single process crashes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from sqlalchemy import Connection
+
+from facegate.errors import FacegateError
+from facegate.v1 import matcher_pb2
+from gateway.backends import MatcherClient
+from gateway.store import changes
+from gateway.store.database import Database
+from gateway.store.events import active_event
+from gateway.store.records import Change
+
+log = logging.getLogger(__name__)
+
+KIND_EVENT = "event"
+KIND_CLEAR_TAG_BIT = "clear_tag_bit"
+KIND_DROP_GALLERY = "drop_gallery"
+
+_LOCK_STRIPES = 64
+_REPLAY_BATCH = 500
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def record_change(
+    conn: Connection,
+    gallery_id: str,
+    kind: str,
+    *,
+    event_id: str | None = None,
+    bit: int | None = None,
+) -> Change:
+    """Add a changes row in the caller's transaction; push it after the commit."""
+    change_id = changes.add_change(
+        conn, gallery_id=gallery_id, kind=kind, event_id=event_id, bit=bit, now_ms=now_ms()
+    )
+    return Change(id=change_id, gallery_id=gallery_id, kind=kind, event_id=event_id, bit=bit)
+
+
+class Replicator:
+    """Applies changes rows to the matchers: right after a request commits them
+    (:meth:`push`), and in the background for whatever is left (:meth:`replay`)."""
+
+    def __init__(
+        self,
+        database: Database,
+        matcher: MatcherClient,
+        *,
+        clock_ms: Callable[[], int] = now_ms,
+    ) -> None:
+        self._database = database
+        self._matcher = matcher
+        self._clock_ms = clock_ms
+        # Applying one event's change reads its state then writes the matcher; two
+        # requests doing that for the same event must not interleave, or an older read
+        # could be written last. Striped locks bound the memory.
+        self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def push(self, pending: Sequence[Change]) -> bool:
+        """Apply the changes a request just committed. False when a matcher could not be
+        reached: the rows stay and the background pass retries them. The request is
+        acknowledged either way, because its write is committed."""
+        try:
+            self._apply(pending)
+        except FacegateError as error:
+            log.warning("matcher update deferred to replay: %s", error.message)
+            return False
+        return True
+
+    def replay(self, *, min_age_ms: int = 0) -> int:
+        """Apply every pending change older than ``min_age_ms`` (by id order); the
+        number applied. Raises the first matcher failure after applying what it could."""
+        applied = 0
+        while True:
+            with self._database.read() as conn:
+                batch = changes.pending_changes(
+                    conn, _REPLAY_BATCH, older_than_ms=self._clock_ms() - min_age_ms
+                )
+            if not batch:
+                return applied
+            self._apply(batch)
+            applied += len(batch)
+            if len(batch) < _REPLAY_BATCH:
+                return applied
+
+    def pending_tag_clears(self, gallery_id: str) -> bool:
+        """Whether a cleared tag bit of the gallery has not reached the matchers yet (its
+        bit must not be given to a new tag before: the late clear would strip it)."""
+        with self._database.read() as conn:
+            pending = changes.pending_changes(conn, 10_000)
+        return any(c.kind == KIND_CLEAR_TAG_BIT and c.gallery_id == gallery_id for c in pending)
+
+    def start(self, interval_s: float) -> None:
+        """Replay in the background every ``interval_s`` (changes older than that: newer
+        ones are still being pushed by their requests)."""
+        if self._thread is not None:
+            raise RuntimeError("the replicator is already running")
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, args=(interval_s,), name="facegate-replicator", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+    def _run(self, interval_s: float) -> None:
+        min_age_ms = int(interval_s * 1000)
+        while not self._stop.wait(interval_s):
+            try:
+                applied = self.replay(min_age_ms=min_age_ms)
+            except FacegateError as error:
+                log.warning("replay to the matchers failed, will retry: %s", error.message)
+            except Exception:
+                log.exception("replay to the matchers failed, will retry")
+            else:
+                if applied:
+                    log.info("replayed %d committed changes to the matchers", applied)
+
+    def _apply(self, pending: Sequence[Change]) -> None:
+        applied: list[int] = []
+        try:
+            for change in pending:
+                self._apply_one(change)
+                applied.append(change.id)
+        finally:
+            if applied:
+                with self._database.write() as conn:
+                    changes.remove_changes(conn, applied)
+
+    def _apply_one(self, change: Change) -> None:
+        if change.kind == KIND_EVENT:
+            assert change.event_id is not None
+            self._apply_event(change.gallery_id, change.event_id)
+        elif change.kind == KIND_CLEAR_TAG_BIT:
+            assert change.bit is not None
+            self._matcher.clear_tag_bit(change.gallery_id, change.bit)
+        elif change.kind == KIND_DROP_GALLERY:
+            self._matcher.drop_gallery(change.gallery_id)
+        else:
+            raise ValueError(f"unknown change kind {change.kind!r}")
+
+    def _apply_event(self, gallery_id: str, event_id: str) -> None:
+        with self._stripes[hash(event_id) % _LOCK_STRIPES]:
+            with self._database.read() as conn:
+                row = active_event(conn, gallery_id, event_id)
+            if row is None:
+                self._matcher.delete(gallery_id, [event_id])
+                return
+            vector = np.frombuffer(row.template, dtype="<f4")
+            entry = matcher_pb2.MatcherEntry(
+                gallery_id=gallery_id,
+                event_id=event_id,
+                subject_id=row.subject_id,
+                tag_mask=row.tag_mask,
+            )
+            entry.template.model_id = row.model_id
+            entry.template.embedding.extend(vector.tolist())
+            self._matcher.upsert([entry])

@@ -1,0 +1,294 @@
+"""The NEC ID v1.1 REST shim: an ASGI app that authenticates like Amazon API Gateway and
+translates each request into one call of the gateway's public gRPC API.
+
+Order of checks, as API Gateway answers: CORS preflight (no authentication, so browsers
+can ask), body size (413), an unknown route (API Gateway's 403 "Missing Authentication
+Token"), the SigV4 signature (403 with API Gateway's messages), the per-key rate (429),
+then the request's own validation and the gateway call. Every answer is JSON with
+``Content-Type: application/json``; an unexpected failure is logged and answered 500 in
+the NEC error format, never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, unquote
+
+import grpc
+import orjson
+
+from facegate.errors import ErrorType, FacegateError
+from facegate.settings import RestSettings
+from facegate.v1 import (
+    applications_pb2_grpc,
+    events_pb2_grpc,
+    face_pb2_grpc,
+    galleries_pb2_grpc,
+    health_pb2_grpc,
+    subjects_pb2_grpc,
+    tags_pb2_grpc,
+)
+from gateway.rest import routes
+from gateway.rest.guard import RateLimiter, SecretDirectory
+from gateway.rest.openapi import openapi_document
+from gateway.rest.sigv4 import SignedRequest, SigV4Error, verify
+from gateway.servicers import ACCESS_KEY_METADATA, API_KEY_METADATA, SECRET_KEY_METADATA
+
+log = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MISSING_TOKEN = "Missing Authentication Token"
+OPENAPI_PATH = "/openapi.json"
+CORS_HEADERS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-expose-headers", b"content-type"),
+]
+PREFLIGHT_HEADERS = [
+    (b"access-control-allow-methods", b"GET, POST, PUT, PATCH, DELETE, OPTIONS"),
+    (
+        b"access-control-allow-headers",
+        b"authorization, content-type, x-amz-date, x-amz-security-token, x-api-key, "
+        b"x-amz-content-sha256",
+    ),
+    (b"access-control-max-age", b"600"),
+]
+
+_STUBS: dict[str, Callable[[grpc.aio.Channel], Any]] = {
+    "Subjects": subjects_pb2_grpc.SubjectsStub,
+    "Events": events_pb2_grpc.EventsStub,
+    "Face": face_pb2_grpc.FaceStub,
+    "Tags": tags_pb2_grpc.TagsStub,
+    "Galleries": galleries_pb2_grpc.GalleriesStub,
+    "Applications": applications_pb2_grpc.ApplicationsStub,
+    "Health": health_pb2_grpc.HealthStub,
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: object | None
+    headers: Sequence[tuple[bytes, bytes]] = ()
+
+
+def error_reply(error: FacegateError) -> Reply:
+    return Reply(error.error_type.http_status, error.nec_body())
+
+
+def forbidden(message: str) -> Reply:
+    return Reply(403, {"message": message})
+
+
+class RestApp:
+    """The ASGI application. ``gateway_address`` is the gateway's gRPC address; the
+    channel is opened on the server's event loop at first use."""
+
+    def __init__(
+        self,
+        settings: RestSettings,
+        gateway_address: str,
+        secrets: SecretDirectory,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._settings = settings
+        self._gateway_address = gateway_address
+        self._secrets = secrets
+        self._clock = clock
+        self._limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
+        self._channel: grpc.aio.Channel | None = None
+        self._stubs: dict[str, Any] = {}
+        self._openapi = orjson.dumps(openapi_document())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        try:
+            reply = await self._handle(scope, receive)
+        except Exception:
+            log.exception("unexpected failure answering %s %s", scope["method"], scope["path"])
+            reply = error_reply(FacegateError(ErrorType.INTERNAL, "Internal server error."))
+        await _send(send, reply)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                if self._channel is not None:
+                    await self._channel.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def _handle(self, scope: Scope, receive: Receive) -> Reply:
+        method: str = scope["method"]
+        if method == "OPTIONS":
+            return Reply(204, None, PREFLIGHT_HEADERS)
+        body = await _read_body(scope, receive, self._settings.max_body_bytes)
+        if body is None:
+            return error_reply(
+                FacegateError(
+                    ErrorType.PAYLOAD_TOO_LARGE,
+                    f"Request body exceeds {self._settings.max_body_bytes} bytes.",
+                )
+            )
+        raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+        if method == "GET" and scope["path"] == OPENAPI_PATH:
+            return Reply(200, orjson.Fragment(self._openapi))
+        path = raw_path.decode("latin-1")
+        # SigV4 signs the normalised path, so "/a/x/../b" carries "/a/b"'s signature; a
+        # path that normalisation would change is refused rather than routed elsewhere.
+        found = None if _needs_normalising(path) else routes.match(method, path)
+        if found is None:
+            return forbidden(MISSING_TOKEN)
+        route, raw_params = found
+        try:
+            # Routes match the path as sent, so an encoded "/" stays inside its segment.
+            path_params = {k: unquote(v, errors="strict") for k, v in raw_params.items()}
+        except UnicodeDecodeError:
+            return error_reply(
+                FacegateError(ErrorType.INVALID_REQUEST, "The path is not valid UTF-8.")
+            )
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        metadata: list[tuple[str, str]] = []
+        rate_key = ""
+        if route.auth != "none":
+            signed = SignedRequest(
+                method=method,
+                raw_path=raw_path,
+                raw_query=scope.get("query_string", b""),
+                headers=headers,
+                body=body,
+            )
+            try:
+                credential = verify(
+                    signed,
+                    secret_for=self._secrets.secret_for,
+                    now=self._clock(),
+                    region=self._settings.region,
+                )
+            except SigV4Error as error:
+                return forbidden(error.message)
+            secret = self._secrets.secret_for(credential.access_key_id) or ""
+            metadata += [
+                (ACCESS_KEY_METADATA, credential.access_key_id),
+                (SECRET_KEY_METADATA, secret),
+            ]
+            rate_key = credential.access_key_id
+        if route.auth == "sigv4+apikey":
+            api_key = next((v for k, v in headers if k.lower() == "x-api-key"), "")
+            if not api_key:
+                return forbidden("Forbidden")
+            metadata.append((API_KEY_METADATA, api_key))
+            rate_key = "key:" + api_key
+        if rate_key and not self._limiter.allow(rate_key):
+            return Reply(429, {"message": "Too Many Requests"})
+        try:
+            parsed = _parse_json(body) if body else None
+            query = parse_qs(
+                scope.get("query_string", b"").decode("utf-8", "replace"), keep_blank_values=True
+            )
+            call = route.build(path_params, query, parsed)
+        except FacegateError as error:
+            return error_reply(error)
+        return await self._call(call, metadata)
+
+    async def _call(self, call: routes.RestCall, metadata: list[tuple[str, str]]) -> Reply:
+        stub = self._stub(call.service)
+        started = time.monotonic()
+        try:
+            response = await getattr(stub, call.method)(
+                call.request, metadata=metadata, timeout=self._settings.request_timeout_s
+            )
+        except grpc.RpcError as error:
+            rebuilt = FacegateError.from_rpc_error(error)
+            code = error.code() if isinstance(error, grpc.aio.AioRpcError) else None
+            if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                rebuilt = FacegateError(
+                    ErrorType.TIMEOUT,
+                    f"The request did not complete within {self._settings.request_timeout_s:g} "
+                    "seconds.",
+                )
+            elif (
+                code is grpc.StatusCode.UNAVAILABLE and rebuilt.error_type is ErrorType.UNAVAILABLE
+            ):
+                log.warning("gateway unavailable after %.3f s", time.monotonic() - started)
+            return error_reply(rebuilt)
+        status, body = call.render(response)
+        return Reply(status, body)
+
+    def _stub(self, service: str) -> Any:
+        if self._channel is None:
+            self._channel = grpc.aio.insecure_channel(
+                self._gateway_address,
+                options=[
+                    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ],
+            )
+        if service not in self._stubs:
+            self._stubs[service] = _STUBS[service](self._channel)
+        return self._stubs[service]
+
+
+def _needs_normalising(path: str) -> bool:
+    segments = path.split("/")[1:]
+    return any(segment in (".", "..") for segment in segments) or "" in segments[:-1]
+
+
+def _parse_json(body: bytes) -> object:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise FacegateError(
+            ErrorType.INVALID_REQUEST, "The request body is not valid JSON."
+        ) from None
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it is known to exceed ``limit``."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                if int(value) > limit:
+                    return None
+            except ValueError:
+                pass
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+async def _send(send: Send, reply: Reply) -> None:
+    headers = [*CORS_HEADERS, *reply.headers]
+    payload = b""
+    if reply.body is not None:
+        payload = orjson.dumps(reply.body)
+        headers.append((b"content-type", b"application/json"))
+    headers.append((b"content-length", str(len(payload)).encode()))
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})

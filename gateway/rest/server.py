@@ -1,0 +1,70 @@
+"""The REST shim's server: uvicorn on a socket bound up front (port 0 = any free port),
+run on its own thread so the all-in-one process can start and stop it like the gRPC
+servers."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from dataclasses import dataclass
+
+import uvicorn
+
+from facegate.settings import Settings
+from gateway.rest.app import RestApp
+from gateway.rest.guard import SecretDirectory
+
+_START_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class RestDeps:
+    secrets: SecretDirectory
+
+
+class RestServer:
+    def __init__(self, app: RestApp, sock: socket.socket) -> None:
+        config = uvicorn.Config(
+            app,
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+            timeout_keep_alive=30,
+            server_header=False,
+        )
+        self._server = uvicorn.Server(config)
+        self._socket = sock
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=lambda: asyncio.run(self._server.serve(sockets=[self._socket])),
+            name="facegate-rest",
+            daemon=True,
+        )
+        self._thread.start()
+        deadline = threading.Event()
+        for _ in range(int(_START_TIMEOUT_S / 0.01)):
+            if self._server.started or not self._thread.is_alive():
+                break
+            deadline.wait(0.01)
+        if not self._server.started:
+            raise RuntimeError("the REST server did not start")
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join()
+        self._socket.close()
+
+
+def create_server(settings: Settings, deps: RestDeps) -> tuple[RestServer, int]:
+    """The REST API, bound but not started (``settings.rest_port`` 0 = any)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.rest_port))
+    sock.listen(1024)
+    port: int = sock.getsockname()[1]
+    app = RestApp(settings.rest, settings.gateway_address, deps.secrets)
+    return RestServer(app, sock), port

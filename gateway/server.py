@@ -1,0 +1,122 @@
+"""The gateway: the public gRPC API and its composition root."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from facegate.grpcserver import add_health_and_reflection, bind, new_server
+from facegate.settings import Settings
+from facegate.v1 import (
+    applications_pb2,
+    applications_pb2_grpc,
+    events_pb2,
+    events_pb2_grpc,
+    face_pb2,
+    face_pb2_grpc,
+    galleries_pb2,
+    galleries_pb2_grpc,
+    health_pb2,
+    health_pb2_grpc,
+    subjects_pb2,
+    subjects_pb2_grpc,
+    tags_pb2,
+    tags_pb2_grpc,
+)
+from gateway.backends import ExtractorClient, MatcherClient, open_channel
+from gateway.credentials import SecretBox, load_master_key
+from gateway.deps import GatewayDeps
+from gateway.enrolment import Enrolment
+from gateway.replication import Replicator
+from gateway.search import Matching
+from gateway.servicers import (
+    ApplicationsServicer,
+    Callers,
+    EventsServicer,
+    FaceServicer,
+    GalleriesServicer,
+    HealthServicer,
+    SubjectsServicer,
+    TagsServicer,
+)
+from gateway.store.database import Database, open_database
+from gateway.tagging import Tagging
+from gateway.tenancy import Tenancy
+
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+"""Two images of the REST body limit (10 MB of base64) fit comfortably."""
+
+PUBLIC_SERVICES = (
+    subjects_pb2.DESCRIPTOR.services_by_name["Subjects"],
+    events_pb2.DESCRIPTOR.services_by_name["Events"],
+    face_pb2.DESCRIPTOR.services_by_name["Face"],
+    tags_pb2.DESCRIPTOR.services_by_name["Tags"],
+    galleries_pb2.DESCRIPTOR.services_by_name["Galleries"],
+    applications_pb2.DESCRIPTOR.services_by_name["Applications"],
+    health_pb2.DESCRIPTOR.services_by_name["Health"],
+)
+
+
+def open_store(settings: Settings) -> tuple[Database, SecretBox]:
+    """The store and the box that opens tenants' secrets (the gateway and the REST shim
+    both need them)."""
+    settings.gateway_dir.mkdir(parents=True, exist_ok=True)
+    box = SecretBox(
+        load_master_key(settings.gateway.master_key, settings.gateway_dir / "master.key")
+    )
+    return open_database(settings.database_url), box
+
+
+@dataclass
+class Gateway:
+    """Everything the gateway opened, to close in reverse order."""
+
+    deps: GatewayDeps
+    channels: list[grpc.Channel]
+
+    def close(self) -> None:
+        self.deps.replicator.stop()
+        for channel in self.channels:
+            channel.close()
+        self.deps.database.close()
+
+
+def open_gateway(settings: Settings) -> Gateway:
+    """Connect to the store, the extractor and the matcher shards, and start replaying
+    any change a previous run committed but did not hand to the matchers."""
+    database, box = open_store(settings)
+    timeout = settings.gateway.call_timeout_s
+    extractor_channel = open_channel(settings.extractor_address)
+    matcher_channels = [open_channel(address) for address in settings.matcher_addresses]
+    matcher = MatcherClient(matcher_channels, timeout_s=timeout)
+    replicator = Replicator(database, matcher)
+    deps = GatewayDeps(
+        database=database,
+        extractor=ExtractorClient(extractor_channel, timeout_s=timeout),
+        matcher=matcher,
+        replicator=replicator,
+        secrets=box,
+    )
+    replicator.start(settings.gateway.replay_interval_s)
+    return Gateway(deps, [extractor_channel, *matcher_channels])
+
+
+def create_server(settings: Settings, deps: GatewayDeps) -> tuple[grpc.Server, int]:
+    """The public gRPC API, bound but not started (``settings.grpc_port`` 0 = any)."""
+    server = new_server(workers=settings.grpc_workers, max_message_bytes=MAX_MESSAGE_BYTES)
+    tenancy = Tenancy(deps)
+    callers = Callers(tenancy)
+    enrolment = Enrolment(deps)
+    subjects_pb2_grpc.add_SubjectsServicer_to_server(SubjectsServicer(callers, enrolment), server)
+    events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(callers, enrolment), server)
+    face_pb2_grpc.add_FaceServicer_to_server(FaceServicer(callers, Matching(deps)), server)
+    tags_pb2_grpc.add_TagsServicer_to_server(TagsServicer(callers, Tagging(deps)), server)
+    galleries_pb2_grpc.add_GalleriesServicer_to_server(GalleriesServicer(callers, tenancy), server)
+    applications_pb2_grpc.add_ApplicationsServicer_to_server(
+        ApplicationsServicer(callers, tenancy), server
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(tenancy), server)
+    add_health_and_reflection(server, [service.full_name for service in PUBLIC_SERVICES])
+    port = bind(server, settings.host, settings.grpc_port)
+    return server, port

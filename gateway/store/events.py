@@ -1,0 +1,225 @@
+"""Subjects and their events: the rows (slots) of a gallery.
+
+An event row is active ('A') or deleted ('D'). Deleting keeps the row as 'D' until its
+slot is recycled, as NEC ID lists deleted events; updating an event retires its row and
+adds a new active row with the same event and subject ids. A gallery holds at most
+``size`` rows of either status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, exists, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from facegate.errors import ErrorType, FacegateError
+from gateway.store.common import (
+    chunks,
+    from_stored_mask,
+    gallery_not_found,
+    lock_gallery,
+    to_stored_mask,
+)
+from gateway.store.records import EventRow, EventStatus
+from gateway.store.schema import events, subjects
+
+ACTIVE: EventStatus = "A"
+DELETED: EventStatus = "D"
+
+
+def subject_exists(conn: Connection, gallery_id: str, subject_id: str) -> bool:
+    """Whether the subject exists and has an active event (a subject whose events are all
+    deleted counts as deleted)."""
+    found = conn.execute(
+        select(subjects.c.id).where(
+            subjects.c.gallery_id == gallery_id,
+            subjects.c.id == subject_id,
+            exists().where(*_active(gallery_id), events.c.subject_id == subject_id),
+        )
+    ).first()
+    return found is not None
+
+
+def create_subject(conn: Connection, gallery_id: str, subject_id: str, now_ms: int) -> None:
+    """Records the subject; recording it again (a deleted subject enrolled anew) keeps the
+    first record. NOT_FOUND when the gallery does not exist."""
+    if lock_gallery(conn, gallery_id) is None:
+        raise gallery_not_found()
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    conn.execute(
+        dialect.insert(subjects)
+        .values(gallery_id=gallery_id, id=subject_id, created_ms=now_ms)
+        .on_conflict_do_nothing(index_elements=[subjects.c.gallery_id, subjects.c.id])
+    )
+
+
+def insert_event(
+    conn: Connection,
+    *,
+    gallery_id: str,
+    event_id: str,
+    subject_id: str,
+    tag_mask: int,
+    model_id: str,
+    template: bytes,
+    attributes_json: str,
+    now_ms: int,
+) -> EventRow:
+    """Adds the active row of an event, retiring the event's previous active row if any.
+
+    A full gallery recycles its oldest deleted rows; with none to recycle this fails with
+    INVALID_REQUEST. NOT_FOUND when the gallery does not exist.
+    """
+    stored_mask = to_stored_mask(tag_mask)
+    # Locks the gallery row, so that concurrent inserts count the rows one after the other.
+    size = lock_gallery(conn, gallery_id)
+    if size is None:
+        raise gallery_not_found()
+    conn.execute(
+        update(events)
+        .where(*_active(gallery_id), events.c.event_id == event_id)
+        .values(status=DELETED, last_updated_ms=now_ms)
+    )
+    excess = count_event_rows(conn, gallery_id) - size + 1
+    if excess > 0:
+        recyclable = list(
+            conn.execute(
+                select(events.c.row_id)
+                .where(events.c.gallery_id == gallery_id, events.c.status == DELETED)
+                .order_by(events.c.last_updated_ms, events.c.row_id)
+                .limit(excess)
+            ).scalars()
+        )
+        if len(recyclable) < excess:
+            raise FacegateError(
+                ErrorType.INVALID_REQUEST, f"Gallery is full: {size} of {size} slots in use."
+            )
+        conn.execute(delete(events).where(events.c.row_id.in_(recyclable)))
+    fields: dict[str, Any] = {
+        "gallery_id": gallery_id,
+        "event_id": event_id,
+        "subject_id": subject_id,
+        "model_id": model_id,
+        "template": template,
+        "attributes_json": attributes_json,
+        "last_updated_ms": now_ms,
+    }
+    row_id = conn.execute(
+        insert(events)
+        .values(**fields, status=ACTIVE, tag_mask=stored_mask)
+        .returning(events.c.row_id)
+    ).scalar_one()
+    return EventRow(row_id=row_id, status=ACTIVE, tag_mask=tag_mask, **fields)
+
+
+def mark_subject_deleted(
+    conn: Connection, gallery_id: str, subject_id: str, now_ms: int
+) -> list[str]:
+    """Marks every active event of the subject deleted; returns their event ids."""
+    event_ids = list(
+        conn.execute(
+            select(events.c.event_id)
+            .where(*_active(gallery_id), events.c.subject_id == subject_id)
+            .order_by(events.c.row_id)
+        ).scalars()
+    )
+    if event_ids:
+        conn.execute(
+            update(events)
+            .where(*_active(gallery_id), events.c.subject_id == subject_id)
+            .values(status=DELETED, last_updated_ms=now_ms)
+        )
+    return event_ids
+
+
+def mark_event_deleted(
+    conn: Connection, gallery_id: str, subject_id: str, event_id: str, now_ms: int
+) -> bool:
+    """Marks the event's active row deleted; False when the subject has no such active
+    event."""
+    result = conn.execute(
+        update(events)
+        .where(
+            *_active(gallery_id), events.c.subject_id == subject_id, events.c.event_id == event_id
+        )
+        .values(status=DELETED, last_updated_ms=now_ms)
+    )
+    return result.rowcount > 0
+
+
+def active_events(conn: Connection, gallery_id: str, subject_id: str) -> list[EventRow]:
+    """The subject's active event rows, oldest first."""
+    rows = conn.execute(
+        select(events)
+        .where(*_active(gallery_id), events.c.subject_id == subject_id)
+        .order_by(events.c.last_updated_ms, events.c.row_id)
+    )
+    return [_event_row(row) for row in rows]
+
+
+def active_event(conn: Connection, gallery_id: str, event_id: str) -> EventRow | None:
+    """The event's active row, whichever subject it belongs to."""
+    row = conn.execute(
+        select(events).where(*_active(gallery_id), events.c.event_id == event_id)
+    ).first()
+    return None if row is None else _event_row(row)
+
+
+def active_event_ids(conn: Connection, gallery_id: str, event_ids: Collection[str]) -> set[str]:
+    """Those of ``event_ids`` that still have an active row (matcher hits may be stale)."""
+    found: set[str] = set()
+    for chunk in chunks(event_ids):
+        found.update(
+            conn.execute(
+                select(events.c.event_id).where(*_active(gallery_id), events.c.event_id.in_(chunk))
+            ).scalars()
+        )
+    return found
+
+
+def list_event_rows(
+    conn: Connection, gallery_id: str, *, start: int, length: int, descending: bool
+) -> tuple[list[EventRow], int]:
+    """A page of the gallery's rows of both statuses, ordered by last update (then row id),
+    and the gallery's total row count."""
+    order = (events.c.last_updated_ms, events.c.row_id)
+    rows = conn.execute(
+        select(events)
+        .where(events.c.gallery_id == gallery_id)
+        .order_by(*(column.desc() for column in order) if descending else order)
+        .offset(start)
+        .limit(length)
+    )
+    return [_event_row(row) for row in rows], count_event_rows(conn, gallery_id)
+
+
+def count_event_rows(conn: Connection, gallery_id: str) -> int:
+    """The gallery's rows of both statuses: its slots in use."""
+    count: int = conn.execute(
+        select(func.count()).select_from(events).where(events.c.gallery_id == gallery_id)
+    ).scalar_one()
+    return count
+
+
+def _active(gallery_id: str) -> tuple[Any, Any]:
+    return events.c.gallery_id == gallery_id, events.c.status == ACTIVE
+
+
+def _event_row(row: Row[Any]) -> EventRow:
+    status = row.status
+    if status not in (ACTIVE, DELETED):
+        raise ValueError(f"event row {row.row_id} has status {status!r}")
+    return EventRow(
+        row_id=row.row_id,
+        gallery_id=row.gallery_id,
+        event_id=row.event_id,
+        subject_id=row.subject_id,
+        status=status,
+        tag_mask=from_stored_mask(row.tag_mask),
+        model_id=row.model_id,
+        template=bytes(row.template),
+        attributes_json=row.attributes_json,
+        last_updated_ms=row.last_updated_ms,
+    )

@@ -1,0 +1,149 @@
+"""The gateway's tables, in SQLAlchemy Core, portable across SQLite and PostgreSQL.
+
+Conventions: ids are uuid4 strings, times are integer milliseconds since the epoch (UTC),
+no boolean columns (their storage differs between the two databases). Constraint and index
+names are fixed by the naming convention so that migrations can refer to them on both
+databases. ``migrations/versions`` must create exactly these tables: a test compares them.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY (its rowid),
+# which is 64-bit there anyway.
+AutoBigInteger = BigInteger().with_variant(Integer(), "sqlite")
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("name", String, nullable=False, unique=True),
+    Column("access_key_id", String, nullable=False, unique=True),
+    Column("secret_ciphertext", LargeBinary, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+galleries = Table(
+    "galleries",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("tenant_id", String, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String, nullable=False),
+    Column("description", String, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("face_minimum_quality_score", Float, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    UniqueConstraint("tenant_id", "name"),
+)
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("tenant_id", String, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("gallery_id", String, ForeignKey("galleries.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String, nullable=False),
+    Column("description", String, nullable=False),
+    Column("api_key_hash", LargeBinary, nullable=False, unique=True),
+    Column("api_key_hint", String, nullable=False),
+    Column("face_minimum_quality_score", Float, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Index(None, "tenant_id", "name"),
+    Index(None, "gallery_id"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("gallery_id", String, ForeignKey("galleries.id", ondelete="CASCADE"), nullable=False),
+    Column("bit", Integer, nullable=False),
+    Column("name", String, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("gallery_id", "bit"),
+    UniqueConstraint("gallery_id", "name"),
+    CheckConstraint("bit >= 0 AND bit <= 63", name="bit_range"),
+)
+
+subjects = Table(
+    "subjects",
+    metadata,
+    Column("gallery_id", String, ForeignKey("galleries.id", ondelete="CASCADE"), nullable=False),
+    Column("id", String, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("gallery_id", "id"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("row_id", AutoBigInteger, primary_key=True, autoincrement=True),
+    Column("gallery_id", String, ForeignKey("galleries.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", String, nullable=False),
+    Column("subject_id", String, nullable=False),
+    Column("status", CHAR(1), nullable=False),
+    # Signed 64-bit: bit 63 is stored as the sign (see common.to_stored_mask).
+    Column("tag_mask", BigInteger, nullable=False),
+    Column("model_id", String, nullable=False),
+    # float32 little-endian, as the extractor produces it.
+    Column("template", LargeBinary, nullable=False),
+    Column("attributes_json", Text, nullable=False),
+    Column("last_updated_ms", BigInteger, nullable=False),
+    CheckConstraint("status IN ('A', 'D')", name="status_values"),
+    Index(None, "gallery_id", "last_updated_ms", "row_id"),
+    Index(None, "gallery_id", "subject_id", "status"),
+    Index(None, "gallery_id", "event_id", "status"),
+    # At most one active row per event: an update retires the old row before adding one.
+    Index(
+        "uq_events_active_event",
+        "gallery_id",
+        "event_id",
+        unique=True,
+        sqlite_where=text("status = 'A'"),
+        postgresql_where=text("status = 'A'"),
+    ),
+    # Never reuse a row id, so that row ids order rows by insertion for good.
+    sqlite_autoincrement=True,
+)
+
+# No foreign key: a change must outlive its gallery until the matcher acknowledged it.
+changes = Table(
+    "changes",
+    metadata,
+    Column("id", AutoBigInteger, primary_key=True, autoincrement=True),
+    Column("gallery_id", String, nullable=False),
+    Column("kind", String, nullable=False),
+    Column("event_id", String, nullable=True),
+    Column("bit", Integer, nullable=True),
+    Column("created_ms", BigInteger, nullable=False),
+    CheckConstraint("kind IN ('event', 'clear_tag_bit', 'drop_gallery')", name="kind_values"),
+    # A reused id could let a late acknowledgement remove a newer, unreplayed change.
+    sqlite_autoincrement=True,
+)

@@ -1,0 +1,333 @@
+"""Tenants, their galleries and applications, and who a caller is.
+
+A tenant signs requests with its access key (SigV4 on REST; the key pair as metadata on
+gRPC) and owns galleries; an application is an API key bound to one gallery. Every
+gallery-scoped call names its application by API key, and when the caller is also a
+signed tenant, the application must be that tenant's: a key leaked across tenants
+reaches nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from facegate.errors import ErrorType, FacegateError
+from gateway.credentials import (
+    SecretBox,
+    api_key_hint,
+    hash_api_key,
+    new_access_key_id,
+    new_api_key,
+    new_secret_access_key,
+)
+from gateway.deps import MIN_QUALITY_FLOOR, GatewayDeps, new_id
+from gateway.replication import KIND_DROP_GALLERY, now_ms, record_change
+from gateway.store import galleries, tenants
+from gateway.store.database import Database
+from gateway.store.galleries import GalleryNameTaken
+from gateway.store.records import Application, Gallery, Tenant
+
+FORBIDDEN_MESSAGE = "Forbidden"
+INVALID_TOKEN_MESSAGE = "The security token included in the request is invalid."
+MAX_NAME_LENGTH = 256
+
+
+@dataclass(frozen=True)
+class NewTenant:
+    tenant: Tenant
+    secret_access_key: str
+
+
+@dataclass(frozen=True)
+class NewApplication:
+    application: Application
+    api_key: str
+
+
+def _name(value: str, what: str) -> str:
+    name = value.strip()
+    if not name:
+        raise FacegateError(ErrorType.INVALID_REQUEST, f"{what} must not be empty.")
+    if len(name) > MAX_NAME_LENGTH:
+        raise FacegateError(
+            ErrorType.INVALID_REQUEST, f"{what} must be at most {MAX_NAME_LENGTH} characters."
+        )
+    return name
+
+
+def _quality(value: float) -> float:
+    if not (math.isfinite(value) and MIN_QUALITY_FLOOR <= value <= 1.0):
+        raise FacegateError(
+            ErrorType.INVALID_REQUEST,
+            f"faceMinimumQualityScore must be between {MIN_QUALITY_FLOOR} and 1.",
+        )
+    return value
+
+
+def create_tenant(database: Database, box: SecretBox, name: str) -> NewTenant:
+    """A tenant with a new key pair; the secret is returned once and kept encrypted."""
+    access_key_id = new_access_key_id()
+    secret = new_secret_access_key()
+    sealed = box.seal(secret, access_key_id=access_key_id)
+    with database.write() as conn:
+        tenant = tenants.create_tenant(
+            conn,
+            id=new_id(),
+            name=_name(name, "name"),
+            access_key_id=access_key_id,
+            secret_ciphertext=sealed,
+            now_ms=now_ms(),
+        )
+    return NewTenant(tenant, secret)
+
+
+class Tenancy:
+    def __init__(self, deps: GatewayDeps) -> None:
+        self._deps = deps
+
+    def check_store(self) -> None:
+        """Raises Unavailable when the store cannot be read."""
+        try:
+            with self._deps.database.read() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise FacegateError(ErrorType.UNAVAILABLE, f"The store is unavailable: {exc}") from None
+
+    # ------------------------------------------------------------------ tenants
+
+    def create_tenant(self, name: str) -> NewTenant:
+        return create_tenant(self._deps.database, self._deps.secrets, name)
+
+    def secret_for(self, access_key_id: str) -> tuple[Tenant, str] | None:
+        """The tenant of an access key and its secret (for verifying a signature)."""
+        with self._deps.database.read() as conn:
+            tenant = tenants.tenant_by_access_key(conn, access_key_id)
+        if tenant is None:
+            return None
+        return tenant, self._deps.secrets.open(
+            tenant.secret_ciphertext, access_key_id=access_key_id
+        )
+
+    def authenticate(self, access_key_id: str, secret_access_key: str) -> Tenant:
+        found = self.secret_for(access_key_id) if access_key_id else None
+        if found is None or not hmac.compare_digest(
+            found[1].encode("utf-8"), secret_access_key.encode("utf-8")
+        ):
+            raise FacegateError(ErrorType.FORBIDDEN, INVALID_TOKEN_MESSAGE)
+        return found[0]
+
+    def application_for_key(self, api_key: str, tenant: Tenant | None) -> Application:
+        """The application an API key names; Forbidden when there is none, or when a
+        signed tenant presents another tenant's key."""
+        if not api_key:
+            raise FacegateError(ErrorType.FORBIDDEN, FORBIDDEN_MESSAGE)
+        with self._deps.database.read() as conn:
+            application = galleries.application_by_key_hash(conn, hash_api_key(api_key))
+        if application is None or (tenant is not None and application.tenant_id != tenant.id):
+            raise FacegateError(ErrorType.FORBIDDEN, FORBIDDEN_MESSAGE)
+        return application
+
+    # ---------------------------------------------------------------- galleries
+
+    def list_galleries(self, tenant: Tenant) -> list[Gallery]:
+        with self._deps.database.read() as conn:
+            return galleries.list_galleries(conn, tenant.id)
+
+    def get_gallery(self, tenant: Tenant, gallery_id: str) -> tuple[Gallery, list[Application]]:
+        with self._deps.database.read() as conn:
+            gallery = self._gallery(conn, tenant, gallery_id)
+            return gallery, galleries.list_applications(conn, tenant.id, gallery.id)
+
+    def create_gallery(
+        self,
+        tenant: Tenant,
+        *,
+        name: str,
+        description: str,
+        size: int,
+        face_minimum_quality_score: float | None,
+    ) -> tuple[Gallery, NewApplication]:
+        """A gallery and a first application (named like it) to reach it."""
+        name = _name(name, "name")
+        if size < 1:
+            raise FacegateError(ErrorType.INVALID_REQUEST, "size must be at least 1.")
+        quality = _quality(
+            MIN_QUALITY_FLOOR if face_minimum_quality_score is None else face_minimum_quality_score
+        )
+        api_key = new_api_key()
+        with self._deps.database.write() as conn:
+            try:
+                gallery = galleries.create_gallery(
+                    conn,
+                    id=new_id(),
+                    tenant_id=tenant.id,
+                    name=name,
+                    description=description,
+                    size=size,
+                    face_minimum_quality_score=quality,
+                    now_ms=now_ms(),
+                )
+            except GalleryNameTaken as taken:
+                existing = galleries.list_applications(conn, tenant.id, taken.existing_gallery_id)
+                keys = ", ".join(a.api_key_hint for a in existing) or "none"
+                raise FacegateError(
+                    ErrorType.DUPLICATE,
+                    f"Gallery {name} already exists (id {taken.existing_gallery_id}, "
+                    f"apiKey {keys}).",
+                ) from None
+            application = self._insert_application(
+                conn,
+                tenant,
+                gallery,
+                name=name,
+                description=description,
+                quality=quality,
+                api_key=api_key,
+            )
+        return gallery, NewApplication(application, api_key)
+
+    def update_gallery(
+        self,
+        tenant: Tenant,
+        gallery_id: str,
+        *,
+        name: str | None,
+        description: str | None,
+        size: int | None,
+    ) -> Gallery:
+        with self._deps.database.write() as conn:
+            gallery = self._gallery(conn, tenant, gallery_id)
+            if size is not None and size < gallery.size:
+                raise FacegateError(
+                    ErrorType.INVALID_REQUEST,
+                    f"size can only be increased (it is {gallery.size}).",
+                )
+            try:
+                return galleries.update_gallery(
+                    conn,
+                    gallery.id,
+                    name=None if name is None else _name(name, "name"),
+                    description=description,
+                    size=size,
+                )
+            except GalleryNameTaken:
+                raise FacegateError(
+                    ErrorType.DUPLICATE, f"Gallery {name} already exists."
+                ) from None
+
+    def delete_gallery(self, tenant: Tenant, gallery_id: str) -> None:
+        with self._deps.database.write() as conn:
+            gallery = self._gallery(conn, tenant, gallery_id)
+            galleries.delete_gallery(conn, gallery.id)
+            drop = record_change(conn, gallery.id, KIND_DROP_GALLERY)
+        self._deps.replicator.push([drop])
+
+    # ------------------------------------------------------------- applications
+
+    def list_applications(self, tenant: Tenant) -> list[Application]:
+        with self._deps.database.read() as conn:
+            return galleries.list_applications(conn, tenant.id)
+
+    def get_application(self, tenant: Tenant, application_id: str) -> Application:
+        with self._deps.database.read() as conn:
+            return self._application(conn, tenant, application_id)
+
+    def create_application(
+        self,
+        tenant: Tenant,
+        *,
+        gallery_id: str,
+        name: str,
+        description: str,
+        face_minimum_quality_score: float | None,
+    ) -> NewApplication:
+        name = _name(name, "name")
+        api_key = new_api_key()
+        with self._deps.database.write() as conn:
+            gallery = self._gallery(conn, tenant, gallery_id)
+            quality = _quality(
+                gallery.face_minimum_quality_score
+                if face_minimum_quality_score is None
+                else face_minimum_quality_score
+            )
+            application = self._insert_application(
+                conn,
+                tenant,
+                gallery,
+                name=name,
+                description=description,
+                quality=quality,
+                api_key=api_key,
+            )
+        return NewApplication(application, api_key)
+
+    def update_application(
+        self,
+        tenant: Tenant,
+        application_id: str,
+        *,
+        name: str | None,
+        description: str | None,
+        face_minimum_quality_score: float | None,
+    ) -> Application:
+        with self._deps.database.write() as conn:
+            application = self._application(conn, tenant, application_id)
+            return galleries.update_application(
+                conn,
+                application.id,
+                name=None if name is None else _name(name, "name"),
+                description=description,
+                face_minimum_quality_score=None
+                if face_minimum_quality_score is None
+                else _quality(face_minimum_quality_score),
+            )
+
+    def delete_application(self, tenant: Tenant, application_id: str) -> None:
+        with self._deps.database.write() as conn:
+            application = self._application(conn, tenant, application_id)
+            galleries.delete_application(conn, application.id)
+
+    # ------------------------------------------------------------------ helpers
+
+    @staticmethod
+    def _gallery(conn: Connection, tenant: Tenant, gallery_id: str) -> Gallery:
+        gallery = galleries.get_gallery(conn, tenant.id, gallery_id)
+        if gallery is None:
+            raise FacegateError(ErrorType.NOT_FOUND, f"Gallery {gallery_id} not found.")
+        return gallery
+
+    @staticmethod
+    def _application(conn: Connection, tenant: Tenant, application_id: str) -> Application:
+        application = galleries.get_application(conn, tenant.id, application_id)
+        if application is None:
+            raise FacegateError(ErrorType.NOT_FOUND, f"Application {application_id} not found.")
+        return application
+
+    @staticmethod
+    def _insert_application(
+        conn: Connection,
+        tenant: Tenant,
+        gallery: Gallery,
+        *,
+        name: str,
+        description: str,
+        quality: float,
+        api_key: str,
+    ) -> Application:
+        return galleries.create_application(
+            conn,
+            id=new_id(),
+            tenant_id=tenant.id,
+            gallery_id=gallery.id,
+            name=name,
+            description=description,
+            api_key_hash=hash_api_key(api_key),
+            api_key_hint=api_key_hint(api_key),
+            face_minimum_quality_score=quality,
+            now_ms=now_ms(),
+        )

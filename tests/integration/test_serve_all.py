@@ -1,0 +1,85 @@
+"""`facegate serve` (what `make run` starts) on an empty data directory: it prints a
+development tenant's credentials and a signed curl example, and that example, pasted
+into a shell, registers a face (HTTP 201)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from facegate.settings import Settings
+
+START_TIMEOUT_S = 120
+
+
+def test_first_run_prints_a_working_example(tmp_path: Path) -> None:
+    if shutil.which("curl") is None:
+        pytest.fail("curl is needed: the printed example uses its SigV4 signer")
+    env = {**os.environ, "FACEGATE_MODEL_DIR": str(Settings.from_env().models)}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "facegate",
+            "serve",
+            "--data-dir",
+            str(tmp_path),
+            "--rest-port",
+            "0",
+            "--grpc-port",
+            "0",
+            "--extractor-port",
+            "0",
+            "--matcher-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    timer = threading.Timer(START_TIMEOUT_S, process.kill)
+    timer.start()
+    lines: list[str] = []
+    try:
+        for line in process.stdout:
+            if line.startswith('{"listening"'):
+                listening = json.loads(line)["listening"]
+                break
+            lines.append(line)
+        else:
+            pytest.fail("facegate serve exited before listening:\n" + "".join(lines))
+        timer.cancel()
+        assert set(listening) == {"extractor", "matcher", "gateway", "rest"}
+        printed = "".join(lines)
+        assert '"secretAccessKey"' in printed
+        example = printed.split("expect HTTP 201):\n\n", 1)[1].strip()
+        assert f":{listening['rest']}/v1.1/subjects" in example
+        result = subprocess.run(
+            ["bash", "-c", example + " -w '\\n%{http_code}'"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        body, status = result.stdout.rsplit("\n", 1)
+        assert status == "201", result.stdout + result.stderr
+        assert set(json.loads(body)) >= {"id", "eventId", "attributes"}
+    finally:
+        timer.cancel()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    assert process.returncode == 0

@@ -1,0 +1,191 @@
+"""The whole service in-process for integration tests: extractor, matcher, gateway and
+REST shim on ephemeral ports over a temporary data directory, and a client that signs
+its requests with botocore exactly as NEC ID's SDKs do (SigV4, execute-api)."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import grpc
+import httpx
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from extractor.loader import load_extractor
+from extractor.server import ExtractorDeps
+from extractor.server import create_server as create_extractor_server
+from facegate.settings import Settings
+from gateway.deps import GatewayDeps
+from gateway.rest.guard import SecretDirectory
+from gateway.rest.server import RestDeps
+from gateway.rest.server import create_server as create_rest_server
+from gateway.server import create_server as create_gateway_server
+from gateway.server import open_gateway
+from matcher.server import MatcherDeps, open_shard
+from matcher.server import create_server as create_matcher_server
+
+REGION = "ap-southeast-2"
+
+
+@dataclass(frozen=True)
+class Stack:
+    settings: Settings
+    deps: GatewayDeps
+    rest_url: str
+    grpc_address: str
+
+
+def _stopper(server: grpc.Server) -> Callable[[], None]:
+    def stop() -> None:
+        server.stop(grace=None).wait()
+
+    return stop
+
+
+@contextmanager
+def running_stack(data_dir: Path, *, database_url: str = "", **rest: Any) -> Iterator[Stack]:
+    """Every service of ``facegate serve`` started in this process; ``rest`` overrides
+    RestSettings fields (rate limits, body size, timeout)."""
+    base = Settings.from_env()
+    settings = replace(
+        base,
+        data_dir=data_dir,
+        model_dir=base.models,
+        host="127.0.0.1",
+        extractor_port=0,
+        matcher_port=0,
+        grpc_port=0,
+        rest_port=0,
+        gateway=replace(base.gateway, database_url=database_url, replay_interval_s=0.2),
+        rest=replace(base.rest, **rest),
+    )
+    with ExitStack() as stack:
+        extractor = load_extractor(settings)
+        stack.callback(extractor.close)
+        server, port = create_extractor_server(settings, ExtractorDeps(extractor))
+        server.start()
+        stack.callback(_stopper(server))
+        settings = replace(settings, extractor_port=port)
+
+        shard = open_shard(settings)
+        stack.callback(shard.close)
+        server, port = create_matcher_server(settings, MatcherDeps(shard))
+        server.start()
+        stack.callback(_stopper(server))
+        settings = replace(settings, matcher_port=port)
+
+        gateway = open_gateway(settings)
+        stack.callback(gateway.close)
+        server, port = create_gateway_server(settings, gateway.deps)
+        server.start()
+        stack.callback(_stopper(server))
+        settings = replace(settings, grpc_port=port)
+
+        secrets = SecretDirectory(gateway.deps.database, gateway.deps.secrets)
+        rest_server, rest_port = create_rest_server(settings, RestDeps(secrets))
+        rest_server.start()
+        stack.callback(rest_server.stop)
+        yield Stack(
+            settings=settings,
+            deps=gateway.deps,
+            rest_url=f"http://127.0.0.1:{rest_port}",
+            grpc_address=f"127.0.0.1:{port}",
+        )
+
+
+@contextmanager
+def extra_rest_server(stack: Stack, **rest: Any) -> Iterator[str]:
+    """Another REST shim in front of the same gateway, with other RestSettings (a tiny
+    rate limit, body limit or deadline); its base URL."""
+    settings = replace(stack.settings, rest_port=0, rest=replace(stack.settings.rest, **rest))
+    secrets = SecretDirectory(stack.deps.database, stack.deps.secrets)
+    server, port = create_rest_server(settings, RestDeps(secrets))
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class SignedClient:
+    """HTTP requests signed by botocore's SigV4 signer (service execute-api)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        access_key_id: str,
+        secret_access_key: str,
+        *,
+        api_key: str | None = None,
+        region: str = REGION,
+        session_token: str | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.credentials = Credentials(access_key_id, secret_access_key, session_token)
+        self.api_key = api_key
+        self.region = region
+        self.http = httpx.Client(timeout=60.0)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def with_api_key(self, api_key: str | None) -> SignedClient:
+        other = SignedClient(
+            self.base_url,
+            self.credentials.access_key,
+            self.credentials.secret_key,
+            api_key=api_key,
+            region=self.region,
+        )
+        other.http = self.http
+        return other
+
+    def signed(
+        self,
+        method: str,
+        path: str,
+        body: object | None = None,
+        *,
+        query: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> AWSRequest:
+        url = self.base_url + quote(path, safe="/%")
+        if query:
+            url += "?" + urlencode(query)
+        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        all_headers = {"content-type": "application/json", **(headers or {})}
+        if self.api_key is not None:
+            all_headers["x-api-key"] = self.api_key
+        request = AWSRequest(method=method, url=url, data=data, headers=all_headers)
+        SigV4Auth(self.credentials, "execute-api", self.region).add_auth(request)
+        return request
+
+    def send(self, request: AWSRequest) -> httpx.Response:
+        return self.http.request(
+            request.method,
+            request.url,
+            content=request.body or b"",
+            headers=dict(request.headers.items()),
+        )
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: object | None = None,
+        *,
+        query: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        return self.send(self.signed(method, path, body, query=query))

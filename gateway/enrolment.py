@@ -84,27 +84,7 @@ class Enrolment:
     ) -> Registered:
         """The subject's active events become deleted; the new face is its one active
         event."""
-        require_id(subject_id, "id")
-        require_image(image, "face")
-        gallery_id = application.gallery_id
-        self._require_subject(gallery_id, subject_id)
-        self._tag_mask(gallery_id, tag_names)
-        face = self._face(application, image)
-        event_id = new_id()
-        with self._deps.database.write() as conn:
-            if not events.subject_exists(conn, gallery_id, subject_id):
-                raise subject_not_found(subject_id)
-            mask = tags.tag_mask(conn, gallery_id, tag_names)
-            stamp = now_ms()
-            retired = events.mark_subject_deleted(conn, gallery_id, subject_id, stamp)
-            pending = [record_change(conn, gallery_id, KIND_EVENT, event_id=e) for e in retired]
-            pending.append(
-                self._insert(
-                    conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
-                )
-            )
-        self._deps.replicator.push(pending)
-        return Registered(subject_id, event_id, face.attributes)
+        return self._add_event(application, subject_id, image, tag_names, replace_all=True)
 
     def unregister_subject(self, application: Application, subject_id: str) -> None:
         require_id(subject_id, "id")
@@ -147,22 +127,7 @@ class Enrolment:
         image: bytes,
         tag_names: Sequence[str],
     ) -> Registered:
-        require_id(subject_id, "id")
-        require_image(image, "face")
-        gallery_id = application.gallery_id
-        self._require_subject(gallery_id, subject_id)
-        self._tag_mask(gallery_id, tag_names)
-        face = self._face(application, image)
-        event_id = new_id()
-        with self._deps.database.write() as conn:
-            if not events.subject_exists(conn, gallery_id, subject_id):
-                raise subject_not_found(subject_id)
-            mask = tags.tag_mask(conn, gallery_id, tag_names)
-            change = self._insert(
-                conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
-            )
-        self._deps.replicator.push([change])
-        return Registered(subject_id, event_id, face.attributes)
+        return self._add_event(application, subject_id, image, tag_names, replace_all=False)
 
     def update_event(
         self,
@@ -202,6 +167,42 @@ class Enrolment:
         self._deps.replicator.push([change])
 
     # ----------------------------------------------------------------- helpers
+
+    def _add_event(
+        self,
+        application: Application,
+        subject_id: str,
+        image: bytes,
+        tag_names: Sequence[str],
+        *,
+        replace_all: bool,
+    ) -> Registered:
+        """A new active event of an existing subject; ``replace_all``: its other active
+        events become deleted in the same transaction (a subject update)."""
+        require_id(subject_id, "id")
+        require_image(image, "face")
+        gallery_id = application.gallery_id
+        self._require_subject(gallery_id, subject_id)
+        self._tag_mask(gallery_id, tag_names)
+        face = self._face(application, image)
+        event_id = new_id()
+        with self._deps.database.write() as conn:
+            if not events.subject_exists(conn, gallery_id, subject_id):
+                raise subject_not_found(subject_id)
+            mask = tags.tag_mask(conn, gallery_id, tag_names)
+            pending: list[Change] = []
+            if replace_all:
+                retired = events.mark_subject_deleted(conn, gallery_id, subject_id, now_ms())
+                pending += [
+                    record_change(conn, gallery_id, KIND_EVENT, event_id=e) for e in retired
+                ]
+            pending.append(
+                self._insert(
+                    conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
+                )
+            )
+        self._deps.replicator.push(pending)
+        return Registered(subject_id, event_id, face.attributes)
 
     def _face(self, application: Application, image: bytes) -> Face:
         return self._deps.extractor.single_face(

@@ -159,7 +159,6 @@ class Tenancy:
         quality = _quality(
             MIN_QUALITY_FLOOR if face_minimum_quality_score is None else face_minimum_quality_score
         )
-        api_key = new_api_key()
         with self._deps.database.write() as conn:
             try:
                 gallery = galleries.create_gallery(
@@ -180,16 +179,10 @@ class Tenancy:
                     f"Gallery {name} already exists (id {taken.existing_gallery_id}, "
                     f"apiKey {keys}).",
                 ) from None
-            application = self._insert_application(
-                conn,
-                tenant,
-                gallery,
-                name=name,
-                description=description,
-                quality=quality,
-                api_key=api_key,
+            created = self._insert_application(
+                conn, tenant, gallery, name=name, description=description, quality=quality
             )
-        return gallery, NewApplication(application, api_key)
+        return gallery, created
 
     def update_gallery(
         self,
@@ -247,7 +240,6 @@ class Tenancy:
         face_minimum_quality_score: float | None,
     ) -> NewApplication:
         name = _name(name, "name")
-        api_key = new_api_key()
         with self._deps.database.write() as conn:
             gallery = self._gallery(conn, tenant, gallery_id)
             quality = _quality(
@@ -255,16 +247,9 @@ class Tenancy:
                 if face_minimum_quality_score is None
                 else face_minimum_quality_score
             )
-            application = self._insert_application(
-                conn,
-                tenant,
-                gallery,
-                name=name,
-                description=description,
-                quality=quality,
-                api_key=api_key,
+            return self._insert_application(
+                conn, tenant, gallery, name=name, description=description, quality=quality
             )
-        return NewApplication(application, api_key)
 
     def update_application(
         self,
@@ -317,9 +302,9 @@ class Tenancy:
         name: str,
         description: str,
         quality: float,
-        api_key: str,
-    ) -> Application:
-        return galleries.create_application(
+    ) -> NewApplication:
+        api_key = new_api_key()
+        application = galleries.create_application(
             conn,
             id=new_id(),
             tenant_id=tenant.id,
@@ -331,3 +316,4 @@ class Tenancy:
             face_minimum_quality_score=quality,
             now_ms=now_ms(),
         )
+        return NewApplication(application, api_key)

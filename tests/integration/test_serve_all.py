@@ -83,3 +83,21 @@ def test_first_run_prints_a_working_example(tmp_path: Path) -> None:
             process.kill()
             raise
     assert process.returncode == 0
+
+
+def test_tenant_create_prints_the_key_pair_once(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "facegate", "tenant", "create", "acme"]
+    command += ["--data-dir", str(tmp_path)]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert first.returncode == 0, first.stderr
+    created = json.loads(first.stdout)
+    assert set(created) == {"id", "name", "accessKeyId", "secretAccessKey"}
+    assert created["accessKeyId"].startswith("AKFG")
+    assert len(created["accessKeyId"]) == 20
+    assert len(created["secretAccessKey"]) == 40
+    # The store holds the secret sealed, never in clear.
+    for stored in (tmp_path / "gateway").iterdir():
+        assert created["secretAccessKey"].encode() not in stored.read_bytes()
+    again = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert again.returncode == 1
+    assert json.loads(again.stdout)["errorType"] == "Duplicate"

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
@@ -94,8 +95,8 @@ def load_master_key(configured: str, key_file: Path) -> bytes:
         return parse_master_key(configured)
     if not key_file.exists():
         key_file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = key_file.with_name(f".{key_file.name}.{os.getpid()}")
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd, name = tempfile.mkstemp(prefix=f".{key_file.name}.", dir=key_file.parent)
+        temporary = Path(name)
         with os.fdopen(fd, "w") as out:
             out.write(base64.b64encode(os.urandom(MASTER_KEY_BYTES)).decode("ascii") + "\n")
             out.flush()

@@ -8,6 +8,8 @@
                                start the services (all: each on its own port, one process)
     facegate tenant create NAME
                                a tenant with a new SigV4 key pair, printed once as JSON
+    facegate bulk register --api-key KEY (--dir DIR | --s3 s3://BUCKET/PREFIX)
+                               register a whole photo archive, with live progress
 
 Settings come from ``FACEGATE_*`` environment variables and the flags below
 (docs/configuration.md). Failures of extract/verify print the NEC error JSON and exit 1;
@@ -216,6 +218,44 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bulk_register(args: argparse.Namespace) -> int:
+    """Register every image of a folder or an S3 prefix through the public gRPC API,
+    with a live progress bar on stderr and a JSON summary on stdout."""
+    import os
+
+    from gateway.backends import open_channel
+    from gateway.bulk_client import BulkClient, run_bulk_register
+    from gateway.sources import SourceConfig
+
+    settings = _settings(args)
+    if args.dir is not None:
+        config = SourceConfig(uri=Path(args.dir).resolve().as_uri())
+    else:
+        config = SourceConfig(
+            uri=args.s3,
+            endpoint_url=args.endpoint_url or "",
+            region=args.region or "",
+            access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", ""),
+            secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
+        )
+    tags = [t.strip() for t in (args.tags or "").split(",") if t.strip()]
+    channel = open_channel(args.gateway or settings.gateway_address)
+    try:
+        summary = run_bulk_register(
+            BulkClient(channel, args.api_key),
+            config,
+            tags=tags,
+            chunk=settings.jobs.max_registrations,
+        )
+    except FacegateError as error:
+        _print(error.nec_body())
+        return EXIT_FAILED
+    finally:
+        channel.close()
+    _print(summary.as_json(), pretty=True)
+    return 0
+
+
 SERVICES = ("extractor", "matcher", "gateway", "rest")
 
 
@@ -283,7 +323,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             store = (gateway.deps.database, gateway.deps.secrets)
             if args.service == "all":
                 first_run = _first_run(gateway.deps)
-            server, port = create_gateway_server(settings, gateway.deps)
+            server, port = create_gateway_server(settings, gateway)
             grpc_started("gateway", server, port)
             settings = replace(settings, grpc_port=port)
         if "rest" in wanted:
@@ -422,6 +462,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("name")
     create.set_defaults(func=cmd_tenant_create)
+
+    bulk = sub.add_parser("bulk", help="bulk registration jobs").add_subparsers(
+        dest="bulk_command", required=True
+    )
+    register_all = bulk.add_parser(
+        "register", parents=[common], help="register every image of a folder or S3 prefix"
+    )
+    register_all.add_argument("--api-key", required=True, help="the gallery's application key")
+    where = register_all.add_mutually_exclusive_group(required=True)
+    where.add_argument("--dir", help="a folder the gateway can read")
+    where.add_argument("--s3", metavar="s3://BUCKET/PREFIX", help="an S3 bucket and prefix")
+    register_all.add_argument("--endpoint-url", help="S3-compatible endpoint (with --s3)")
+    register_all.add_argument("--region", help="the bucket's region (with --s3)")
+    register_all.add_argument("--tags", help="comma-separated tags for every registration")
+    register_all.add_argument(
+        "--gateway", help="host:port of the public gRPC API (default: the settings')"
+    )
+    register_all.set_defaults(func=cmd_bulk_register)
     return parser
 
 

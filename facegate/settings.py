@@ -109,6 +109,30 @@ class GatewaySettings:
 
 
 @dataclass(frozen=True)
+class JobsSettings:
+    """Bulk registration jobs, run by the gateway (``FACEGATE_JOBS_*``)."""
+
+    workers: int = 8
+    """Records processed at once per gateway process (their faces are batched by the
+    extractor); 0 = this gateway runs no job workers."""
+    max_attempts: int = 5
+    """Attempts per record before a transient failure (source or extractor unreachable)
+    becomes a final one."""
+    retry_base_s: float = 1.0
+    """Wait before the second attempt; doubles with each further attempt."""
+    retry_max_s: float = 60.0
+    """Longest wait between attempts."""
+    lease_s: float = 60.0
+    """How long a claimed record is reserved for its worker; a record of a worker that
+    died is taken up again after this."""
+    local_root: Path | None = None
+    """Folder of the default local source: ``<local_root>/<gallery id>/``; None =
+    ``<data_dir>/bulk``."""
+    max_registrations: int = 100_000
+    """Most registrations in one job request."""
+
+
+@dataclass(frozen=True)
 class RestSettings:
     """The NEC ID REST shim (``FACEGATE_REST_*``)."""
 
@@ -132,6 +156,7 @@ _SECTIONS = {
     "matcher": "MATCHER_",
     "gateway": "GATEWAY_",
     "rest": "REST_",
+    "jobs": "JOBS_",
 }
 
 
@@ -154,6 +179,7 @@ class Settings:
     matcher: MatcherSettings = field(default_factory=MatcherSettings)
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     rest: RestSettings = field(default_factory=RestSettings)
+    jobs: JobsSettings = field(default_factory=JobsSettings)
 
     @property
     def models(self) -> Path:
@@ -168,6 +194,10 @@ class Settings:
     @property
     def gateway_dir(self) -> Path:
         return self.data_dir / "gateway"
+
+    @property
+    def bulk_root(self) -> Path:
+        return self.jobs.local_root or self.data_dir / "bulk"
 
     @property
     def database_url(self) -> str:

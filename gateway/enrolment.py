@@ -69,7 +69,7 @@ class Enrolment:
         with self._deps.database.write() as conn:
             mask = tags.tag_mask(conn, gallery_id, tag_names)
             events.create_subject(conn, gallery_id, subject_id, now_ms())
-            change = self._insert(
+            change = store_event(
                 conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
             )
         self._deps.replicator.push([change])
@@ -150,7 +150,7 @@ class Enrolment:
             mask = tags.tag_mask(conn, gallery_id, tag_names)
             if not events.mark_event_deleted(conn, gallery_id, subject_id, event_id, now_ms()):
                 raise self._event_not_found(subject_id, event_id)
-            change = self._insert(
+            change = store_event(
                 conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
             )
         self._deps.replicator.push([change])
@@ -197,7 +197,7 @@ class Enrolment:
                     record_change(conn, gallery_id, KIND_EVENT, event_id=e) for e in retired
                 ]
             pending.append(
-                self._insert(
+                store_event(
                     conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
                 )
             )
@@ -230,25 +230,27 @@ class Enrolment:
             ErrorType.NOT_FOUND, f"Event {event_id} of subject {subject_id} not found."
         )
 
-    @staticmethod
-    def _insert(
-        conn: Connection,
-        gallery_id: str,
-        *,
-        subject_id: str,
-        event_id: str,
-        mask: int,
-        face: Face,
-    ) -> Change:
-        events.insert_event(
-            conn,
-            gallery_id=gallery_id,
-            event_id=event_id,
-            subject_id=subject_id,
-            tag_mask=mask,
-            model_id=face.template.model_id,
-            template=np.asarray(face.vector, dtype="<f4").tobytes(),
-            attributes_json=json_format.MessageToJson(face.attributes, indent=None),
-            now_ms=now_ms(),
-        )
-        return record_change(conn, gallery_id, KIND_EVENT, event_id=event_id)
+
+def store_event(
+    conn: Connection,
+    gallery_id: str,
+    *,
+    subject_id: str,
+    event_id: str,
+    mask: int,
+    face: Face,
+) -> Change:
+    """Write an active event of the face, and its outbox row, in the caller's
+    transaction; push the returned change after the commit."""
+    events.insert_event(
+        conn,
+        gallery_id=gallery_id,
+        event_id=event_id,
+        subject_id=subject_id,
+        tag_mask=mask,
+        model_id=face.template.model_id,
+        template=np.asarray(face.vector, dtype="<f4").tobytes(),
+        attributes_json=json_format.MessageToJson(face.attributes, indent=None),
+        now_ms=now_ms(),
+    )
+    return record_change(conn, gallery_id, KIND_EVENT, event_id=event_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import grpc
@@ -19,12 +20,16 @@ from facegate.v1 import (
     galleries_pb2_grpc,
     health_pb2,
     health_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
     subjects_pb2,
     subjects_pb2_grpc,
     tags_pb2,
     tags_pb2_grpc,
 )
 from gateway.backends import ExtractorClient, MatcherClient, open_channel
+from gateway.bulk import BulkJobs
+from gateway.bulk_worker import BulkWorker
 from gateway.credentials import SecretBox, load_master_key
 from gateway.deps import GatewayDeps
 from gateway.enrolment import Enrolment
@@ -37,6 +42,7 @@ from gateway.servicers import (
     FaceServicer,
     GalleriesServicer,
     HealthServicer,
+    JobsServicer,
     SubjectsServicer,
     TagsServicer,
 )
@@ -55,6 +61,7 @@ PUBLIC_SERVICES = (
     galleries_pb2.DESCRIPTOR.services_by_name["Galleries"],
     applications_pb2.DESCRIPTOR.services_by_name["Applications"],
     health_pb2.DESCRIPTOR.services_by_name["Health"],
+    jobs_pb2.DESCRIPTOR.services_by_name["Jobs"],
 )
 
 
@@ -73,9 +80,13 @@ class Gateway:
     """Everything the gateway opened, to close in reverse order."""
 
     deps: GatewayDeps
+    bulk: BulkJobs
     channels: list[grpc.Channel]
+    worker: BulkWorker | None
 
     def close(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
         self.deps.replicator.stop()
         for channel in self.channels:
             channel.close()
@@ -99,11 +110,29 @@ def open_gateway(settings: Settings) -> Gateway:
         secrets=box,
     )
     replicator.start(settings.gateway.replay_interval_s)
-    return Gateway(deps, [extractor_channel, *matcher_channels])
+    work_arrived = threading.Event()
+    bulk = BulkJobs(
+        deps,
+        local_root=settings.bulk_root,
+        max_registrations=settings.jobs.max_registrations,
+        work_arrived=work_arrived,
+    )
+    worker = None
+    if settings.jobs.workers > 0:
+        worker = BulkWorker(
+            deps,
+            bulk,
+            settings.jobs,
+            max_image_bytes=settings.extractor.max_image_bytes,
+            work_arrived=work_arrived,
+        )
+        worker.start()
+    return Gateway(deps, bulk, [extractor_channel, *matcher_channels], worker)
 
 
-def create_server(settings: Settings, deps: GatewayDeps) -> tuple[grpc.Server, int]:
+def create_server(settings: Settings, gateway: Gateway) -> tuple[grpc.Server, int]:
     """The public gRPC API, bound but not started (``settings.grpc_port`` 0 = any)."""
+    deps = gateway.deps
     server = new_server(workers=settings.grpc_workers, max_message_bytes=MAX_MESSAGE_BYTES)
     tenancy = Tenancy(deps)
     callers = Callers(tenancy)
@@ -117,6 +146,7 @@ def create_server(settings: Settings, deps: GatewayDeps) -> tuple[grpc.Server, i
         ApplicationsServicer(callers, tenancy), server
     )
     health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(tenancy), server)
+    jobs_pb2_grpc.add_JobsServicer_to_server(JobsServicer(callers, gateway.bulk), server)
     add_health_and_reflection(server, [service.full_name for service in PUBLIC_SERVICES])
     port = bind(server, settings.host, settings.grpc_port)
     return server, port

@@ -12,6 +12,7 @@ REST shim always sends them, after checking the request's SigV4 signature).
 from __future__ import annotations
 
 import grpc
+from google.protobuf import json_format
 
 from facegate.errors import ErrorType, FacegateError
 from facegate.v1 import (
@@ -25,14 +26,18 @@ from facegate.v1 import (
     galleries_pb2_grpc,
     health_pb2,
     health_pb2_grpc,
+    jobs_pb2,
+    jobs_pb2_grpc,
     subjects_pb2,
     subjects_pb2_grpc,
     tags_pb2,
     tags_pb2_grpc,
 )
+from gateway.bulk import BulkJobs, Registration
 from gateway.enrolment import Enrolment
 from gateway.search import DEFAULT_LIMIT, DEFAULT_THRESHOLD, Matching
-from gateway.store.records import Application, EventRow, Gallery, Tenant
+from gateway.sources import SourceConfig
+from gateway.store.records import Application, EventRow, Gallery, JobRecordRow, Tenant
 from gateway.tagging import Tagging
 from gateway.tenancy import INVALID_TOKEN_MESSAGE, Tenancy
 
@@ -298,6 +303,70 @@ class TagsServicer(tags_pb2_grpc.TagsServicer):
     ) -> tags_pb2.TagsDeleteResponse:
         self._tagging.delete(self._callers.application(context), request.name)
         return tags_pb2.TagsDeleteResponse()
+
+
+def job_record(row: JobRecordRow) -> jobs_pb2.JobRecord:
+    record = jobs_pb2.JobRecord(
+        id=row.id,
+        filename=row.filename,
+        attempts=row.attempts,
+        event_id=row.event_id,
+        subject_id=row.subject_id,
+        register_status={
+            "": jobs_pb2.REGISTER_STATUS_UNSPECIFIED,
+            "Success": jobs_pb2.REGISTER_STATUS_SUCCESS,
+            "Failed": jobs_pb2.REGISTER_STATUS_FAILED,
+        }[row.register_status],
+        reason=row.reason,
+        status=jobs_pb2.JOB_RECORD_STATUS_NEW
+        if row.status == "New"
+        else jobs_pb2.JOB_RECORD_STATUS_PROCESSED,
+    )
+    if row.attributes_json:
+        json_format.Parse(row.attributes_json, record.attributes)
+    return record
+
+
+class JobsServicer(jobs_pb2_grpc.JobsServicer):
+    def __init__(self, callers: Callers, bulk: BulkJobs) -> None:
+        self._callers = callers
+        self._bulk = bulk
+
+    def BulkRegister(
+        self, request: jobs_pb2.JobsBulkRegisterRequest, context: grpc.ServicerContext
+    ) -> jobs_pb2.JobsBulkRegisterResponse:
+        batch_id = self._bulk.submit(
+            self._callers.application(context),
+            [Registration(r.filename, tuple(r.tags)) for r in request.registrations],
+        )
+        return jobs_pb2.JobsBulkRegisterResponse(batch_id=batch_id)
+
+    def GetBulkRegisterProgress(
+        self, request: jobs_pb2.JobsGetBulkRegisterProgressRequest, context: grpc.ServicerContext
+    ) -> jobs_pb2.JobsGetBulkRegisterProgressResponse:
+        page = self._bulk.progress(
+            self._callers.application(context), request.batch_id, request.paging_id
+        )
+        return jobs_pb2.JobsGetBulkRegisterProgressResponse(
+            batch_id=page.batch_id,
+            processed=[job_record(row) for row in page.records],
+            last_evaluated_key=page.last_evaluated_key,
+        )
+
+    def SetBulkSource(
+        self, request: jobs_pb2.JobsSetBulkSourceRequest, context: grpc.ServicerContext
+    ) -> jobs_pb2.JobsSetBulkSourceResponse:
+        self._bulk.set_source(
+            self._callers.application(context),
+            SourceConfig(
+                uri=request.uri,
+                endpoint_url=request.endpoint_url,
+                region=request.region,
+                access_key_id=request.access_key_id,
+                secret_access_key=request.secret_access_key,
+            ),
+        )
+        return jobs_pb2.JobsSetBulkSourceResponse()
 
 
 # ---------------------------------------------------------------- tenant management

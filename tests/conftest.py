@@ -11,6 +11,7 @@ import pytest
 
 from facegate.grpcserver import bind, new_server
 from tests.support.postgres import postgres_url_fixture
+from tests.support.s3 import running_moto
 
 Behavior = Callable[[bytes, grpc.ServicerContext], bytes]
 
@@ -86,3 +87,10 @@ def grpc_probe() -> Iterator[GrpcProbe]:
 def postgres_url() -> Iterator[str]:
     """A private PostgreSQL server for the session: the URL of its empty test database."""
     yield from postgres_url_fixture()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 in server mode on a loopback port for the session: its endpoint URL."""
+    with running_moto() as url:
+        yield url

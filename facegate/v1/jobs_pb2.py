@@ -25,29 +25,33 @@ _sym_db = _symbol_database.Default()
 from facegate.v1 import common_pb2 as facegate_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66\x61\x63\x65gate/v1/jobs.proto\x12\x0b\x66\x61\x63\x65gate.v1\x1a\x18\x66\x61\x63\x65gate/v1/common.proto\"2\n\x10\x42ulkRegistration\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x0c\n\x04tags\x18\x02 \x03(\t\"O\n\x17JobsBulkRegisterRequest\x12\x34\n\rregistrations\x18\x01 \x03(\x0b\x32\x1d.facegate.v1.BulkRegistration\",\n\x18JobsBulkRegisterResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"I\n\"JobsGetBulkRegisterProgressRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x11\n\tpaging_id\x18\x02 \x01(\t\"\x86\x02\n\tJobRecord\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x10\n\x08\x65vent_id\x18\x04 \x01(\t\x12\x12\n\nsubject_id\x18\x05 \x01(\t\x12\x34\n\x0fregister_status\x18\x06 \x01(\x0e\x32\x1b.facegate.v1.RegisterStatus\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12,\n\x06status\x18\x08 \x01(\x0e\x32\x1c.facegate.v1.JobRecordStatus\x12/\n\nattributes\x18\t \x01(\x0b\x32\x1b.facegate.v1.FaceAttributes\"~\n#JobsGetBulkRegisterProgressResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12)\n\tprocessed\x18\x02 \x03(\x0b\x32\x16.facegate.v1.JobRecord\x12\x1a\n\x12last_evaluated_key\x18\x03 \x01(\t*p\n\x0fJobRecordStatus\x12!\n\x1dJOB_RECORD_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15JOB_RECORD_STATUS_NEW\x10\x01\x12\x1f\n\x1bJOB_RECORD_STATUS_PROCESSED\x10\x02*j\n\x0eRegisterStatus\x12\x1f\n\x1bREGISTER_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17REGISTER_STATUS_SUCCESS\x10\x01\x12\x1a\n\x16REGISTER_STATUS_FAILED\x10\x02\x32\xe1\x01\n\x04Jobs\x12[\n\x0c\x42ulkRegister\x12$.facegate.v1.JobsBulkRegisterRequest\x1a%.facegate.v1.JobsBulkRegisterResponse\x12|\n\x17GetBulkRegisterProgress\x12/.facegate.v1.JobsGetBulkRegisterProgressRequest\x1a\x30.facegate.v1.JobsGetBulkRegisterProgressResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x66\x61\x63\x65gate/v1/jobs.proto\x12\x0b\x66\x61\x63\x65gate.v1\x1a\x18\x66\x61\x63\x65gate/v1/common.proto\"\x7f\n\x18JobsSetBulkSourceRequest\x12\x0b\n\x03uri\x18\x01 \x01(\t\x12\x14\n\x0c\x65ndpoint_url\x18\x02 \x01(\t\x12\x0e\n\x06region\x18\x03 \x01(\t\x12\x15\n\raccess_key_id\x18\x04 \x01(\t\x12\x19\n\x11secret_access_key\x18\x05 \x01(\t\"\x1b\n\x19JobsSetBulkSourceResponse\"2\n\x10\x42ulkRegistration\x12\x10\n\x08\x66ilename\x18\x01 \x01(\t\x12\x0c\n\x04tags\x18\x02 \x03(\t\"O\n\x17JobsBulkRegisterRequest\x12\x34\n\rregistrations\x18\x01 \x03(\x0b\x32\x1d.facegate.v1.BulkRegistration\",\n\x18JobsBulkRegisterResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\"I\n\"JobsGetBulkRegisterProgressRequest\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12\x11\n\tpaging_id\x18\x02 \x01(\t\"\x86\x02\n\tJobRecord\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x10\n\x08\x65vent_id\x18\x04 \x01(\t\x12\x12\n\nsubject_id\x18\x05 \x01(\t\x12\x34\n\x0fregister_status\x18\x06 \x01(\x0e\x32\x1b.facegate.v1.RegisterStatus\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12,\n\x06status\x18\x08 \x01(\x0e\x32\x1c.facegate.v1.JobRecordStatus\x12/\n\nattributes\x18\t \x01(\x0b\x32\x1b.facegate.v1.FaceAttributes\"~\n#JobsGetBulkRegisterProgressResponse\x12\x10\n\x08\x62\x61tch_id\x18\x01 \x01(\t\x12)\n\tprocessed\x18\x02 \x03(\x0b\x32\x16.facegate.v1.JobRecord\x12\x1a\n\x12last_evaluated_key\x18\x03 \x01(\t*p\n\x0fJobRecordStatus\x12!\n\x1dJOB_RECORD_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15JOB_RECORD_STATUS_NEW\x10\x01\x12\x1f\n\x1bJOB_RECORD_STATUS_PROCESSED\x10\x02*j\n\x0eRegisterStatus\x12\x1f\n\x1bREGISTER_STATUS_UNSPECIFIED\x10\x00\x12\x1b\n\x17REGISTER_STATUS_SUCCESS\x10\x01\x12\x1a\n\x16REGISTER_STATUS_FAILED\x10\x02\x32\xc1\x02\n\x04Jobs\x12[\n\x0c\x42ulkRegister\x12$.facegate.v1.JobsBulkRegisterRequest\x1a%.facegate.v1.JobsBulkRegisterResponse\x12|\n\x17GetBulkRegisterProgress\x12/.facegate.v1.JobsGetBulkRegisterProgressRequest\x1a\x30.facegate.v1.JobsGetBulkRegisterProgressResponse\x12^\n\rSetBulkSource\x12%.facegate.v1.JobsSetBulkSourceRequest\x1a&.facegate.v1.JobsSetBulkSourceResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'facegate.v1.jobs_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_JOBRECORDSTATUS']._serialized_start=712
-  _globals['_JOBRECORDSTATUS']._serialized_end=824
-  _globals['_REGISTERSTATUS']._serialized_start=826
-  _globals['_REGISTERSTATUS']._serialized_end=932
-  _globals['_BULKREGISTRATION']._serialized_start=65
-  _globals['_BULKREGISTRATION']._serialized_end=115
-  _globals['_JOBSBULKREGISTERREQUEST']._serialized_start=117
-  _globals['_JOBSBULKREGISTERREQUEST']._serialized_end=196
-  _globals['_JOBSBULKREGISTERRESPONSE']._serialized_start=198
-  _globals['_JOBSBULKREGISTERRESPONSE']._serialized_end=242
-  _globals['_JOBSGETBULKREGISTERPROGRESSREQUEST']._serialized_start=244
-  _globals['_JOBSGETBULKREGISTERPROGRESSREQUEST']._serialized_end=317
-  _globals['_JOBRECORD']._serialized_start=320
-  _globals['_JOBRECORD']._serialized_end=582
-  _globals['_JOBSGETBULKREGISTERPROGRESSRESPONSE']._serialized_start=584
-  _globals['_JOBSGETBULKREGISTERPROGRESSRESPONSE']._serialized_end=710
-  _globals['_JOBS']._serialized_start=935
-  _globals['_JOBS']._serialized_end=1160
+  _globals['_JOBRECORDSTATUS']._serialized_start=870
+  _globals['_JOBRECORDSTATUS']._serialized_end=982
+  _globals['_REGISTERSTATUS']._serialized_start=984
+  _globals['_REGISTERSTATUS']._serialized_end=1090
+  _globals['_JOBSSETBULKSOURCEREQUEST']._serialized_start=65
+  _globals['_JOBSSETBULKSOURCEREQUEST']._serialized_end=192
+  _globals['_JOBSSETBULKSOURCERESPONSE']._serialized_start=194
+  _globals['_JOBSSETBULKSOURCERESPONSE']._serialized_end=221
+  _globals['_BULKREGISTRATION']._serialized_start=223
+  _globals['_BULKREGISTRATION']._serialized_end=273
+  _globals['_JOBSBULKREGISTERREQUEST']._serialized_start=275
+  _globals['_JOBSBULKREGISTERREQUEST']._serialized_end=354
+  _globals['_JOBSBULKREGISTERRESPONSE']._serialized_start=356
+  _globals['_JOBSBULKREGISTERRESPONSE']._serialized_end=400
+  _globals['_JOBSGETBULKREGISTERPROGRESSREQUEST']._serialized_start=402
+  _globals['_JOBSGETBULKREGISTERPROGRESSREQUEST']._serialized_end=475
+  _globals['_JOBRECORD']._serialized_start=478
+  _globals['_JOBRECORD']._serialized_end=740
+  _globals['_JOBSGETBULKREGISTERPROGRESSRESPONSE']._serialized_start=742
+  _globals['_JOBSGETBULKREGISTERPROGRESSRESPONSE']._serialized_end=868
+  _globals['_JOBS']._serialized_start=1093
+  _globals['_JOBS']._serialized_end=1414
 # @@protoc_insertion_point(module_scope)

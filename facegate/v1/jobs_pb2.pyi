@@ -72,6 +72,68 @@ REGISTER_STATUS_FAILED: RegisterStatus.ValueType  # 2
 Global___RegisterStatus: _TypeAlias = RegisterStatus  # noqa: Y015
 
 @_typing.final
+class JobsSetBulkSourceRequest(_message.Message):
+    """Request of Jobs.SetBulkSource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    URI_FIELD_NUMBER: _builtins.int
+    ENDPOINT_URL_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    ACCESS_KEY_ID_FIELD_NUMBER: _builtins.int
+    SECRET_ACCESS_KEY_FIELD_NUMBER: _builtins.int
+    uri: _builtins.str
+    """Where filenames are resolved: `file:///absolute/folder` (a folder the
+    gateway's workers can read) or `s3://bucket/prefix` (a registration's file
+    is the object `prefix` + filename).
+    """
+    endpoint_url: _builtins.str
+    """S3 only: endpoint of an S3-compatible store (MinIO, Ceph, ...); empty =
+    AWS.
+    """
+    region: _builtins.str
+    """S3 only: the bucket's region; empty = the SDK's default."""
+    access_key_id: _builtins.str
+    """S3 only: credentials for this source; empty = the gateway's own (its
+    environment, instance profile, ...). Stored encrypted, never returned.
+    """
+    secret_access_key: _builtins.str
+    """S3 only: the secret of access_key_id."""
+    def __init__(
+        self,
+        *,
+        uri: _builtins.str = ...,
+        endpoint_url: _builtins.str = ...,
+        region: _builtins.str = ...,
+        access_key_id: _builtins.str = ...,
+        secret_access_key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_key_id", b"access_key_id", "endpoint_url", b"endpoint_url", "region", b"region", "secret_access_key", b"secret_access_key", "uri", b"uri"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobsSetBulkSourceRequest: _TypeAlias = JobsSetBulkSourceRequest  # noqa: Y015
+
+@_typing.final
+class JobsSetBulkSourceResponse(_message.Message):
+    """Response of Jobs.SetBulkSource. Empty."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___JobsSetBulkSourceResponse: _TypeAlias = JobsSetBulkSourceResponse  # noqa: Y015
+
+@_typing.final
 class BulkRegistration(_message.Message):
     """One image to register in a bulk job."""
 

@@ -46,6 +46,11 @@ class JobsStub:
                 request_serializer=facegate_dot_v1_dot_jobs__pb2.JobsGetBulkRegisterProgressRequest.SerializeToString,
                 response_deserializer=facegate_dot_v1_dot_jobs__pb2.JobsGetBulkRegisterProgressResponse.FromString,
                 _registered_method=True)
+        self.SetBulkSource = channel.unary_unary(
+                '/facegate.v1.Jobs/SetBulkSource',
+                request_serializer=facegate_dot_v1_dot_jobs__pb2.JobsSetBulkSourceRequest.SerializeToString,
+                response_deserializer=facegate_dot_v1_dot_jobs__pb2.JobsSetBulkSourceResponse.FromString,
+                _registered_method=True)
 
 
 class JobsServicer:
@@ -72,6 +77,18 @@ class JobsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetBulkSource(self, request, context):
+        """Sets where the gallery's bulk jobs read their files from (facegate's own
+        call; NEC configures the tenant's S3 bucket out of band). Jobs started
+        afterwards use it; a running job keeps the source it started with. Without
+        one, jobs read the local folder `<data dir>/bulk/<gallery id>/`.
+        Errors: InvalidRequest (a URI that is neither file:// nor s3://, a relative
+        folder, an access key without its secret).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_JobsServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -84,6 +101,11 @@ def add_JobsServicer_to_server(servicer, server):
                     servicer.GetBulkRegisterProgress,
                     request_deserializer=facegate_dot_v1_dot_jobs__pb2.JobsGetBulkRegisterProgressRequest.FromString,
                     response_serializer=facegate_dot_v1_dot_jobs__pb2.JobsGetBulkRegisterProgressResponse.SerializeToString,
+            ),
+            'SetBulkSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetBulkSource,
+                    request_deserializer=facegate_dot_v1_dot_jobs__pb2.JobsSetBulkSourceRequest.FromString,
+                    response_serializer=facegate_dot_v1_dot_jobs__pb2.JobsSetBulkSourceResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -142,6 +164,33 @@ class Jobs:
             '/facegate.v1.Jobs/GetBulkRegisterProgress',
             facegate_dot_v1_dot_jobs__pb2.JobsGetBulkRegisterProgressRequest.SerializeToString,
             facegate_dot_v1_dot_jobs__pb2.JobsGetBulkRegisterProgressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetBulkSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/facegate.v1.Jobs/SetBulkSource',
+            facegate_dot_v1_dot_jobs__pb2.JobsSetBulkSourceRequest.SerializeToString,
+            facegate_dot_v1_dot_jobs__pb2.JobsSetBulkSourceResponse.FromString,
             options,
             channel_credentials,
             insecure,

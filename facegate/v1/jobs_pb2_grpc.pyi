@@ -49,6 +49,14 @@ class JobsStub:
     GET /v1.1/jobs/bulkregister/{batchId}/{pagingId}). Errors: NotFound
     (unknown batch), InvalidRequest (unknown paging id).
     """
+    SetBulkSource: _grpc.UnaryUnaryMultiCallable[_jobs_pb2.JobsSetBulkSourceRequest, _jobs_pb2.JobsSetBulkSourceResponse]
+    """Sets where the gallery's bulk jobs read their files from (facegate's own
+    call; NEC configures the tenant's S3 bucket out of band). Jobs started
+    afterwards use it; a running job keeps the source it started with. Without
+    one, jobs read the local folder `<data dir>/bulk/<gallery id>/`.
+    Errors: InvalidRequest (a URI that is neither file:// nor s3://, a relative
+    folder, an access key without its secret).
+    """
 
 @_typing.type_check_only
 class JobsAsyncStub(JobsStub):
@@ -67,6 +75,14 @@ class JobsAsyncStub(JobsStub):
     (GET /v1.1/jobs/bulkregister/{batchId} and
     GET /v1.1/jobs/bulkregister/{batchId}/{pagingId}). Errors: NotFound
     (unknown batch), InvalidRequest (unknown paging id).
+    """
+    SetBulkSource: _aio.UnaryUnaryMultiCallable[_jobs_pb2.JobsSetBulkSourceRequest, _jobs_pb2.JobsSetBulkSourceResponse]  # type: ignore[assignment]
+    """Sets where the gallery's bulk jobs read their files from (facegate's own
+    call; NEC configures the tenant's S3 bucket out of band). Jobs started
+    afterwards use it; a running job keeps the source it started with. Without
+    one, jobs read the local folder `<data dir>/bulk/<gallery id>/`.
+    Errors: InvalidRequest (a URI that is neither file:// nor s3://, a relative
+    folder, an access key without its secret).
     """
 
 class JobsServicer(metaclass=_abc_1.ABCMeta):
@@ -95,6 +111,20 @@ class JobsServicer(metaclass=_abc_1.ABCMeta):
         (GET /v1.1/jobs/bulkregister/{batchId} and
         GET /v1.1/jobs/bulkregister/{batchId}/{pagingId}). Errors: NotFound
         (unknown batch), InvalidRequest (unknown paging id).
+        """
+
+    @_abc_1.abstractmethod
+    def SetBulkSource(
+        self,
+        request: _jobs_pb2.JobsSetBulkSourceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_jobs_pb2.JobsSetBulkSourceResponse, _abc.Awaitable[_jobs_pb2.JobsSetBulkSourceResponse]]:
+        """Sets where the gallery's bulk jobs read their files from (facegate's own
+        call; NEC configures the tenant's S3 bucket out of band). Jobs started
+        afterwards use it; a running job keeps the source it started with. Without
+        one, jobs read the local folder `<data dir>/bulk/<gallery id>/`.
+        Errors: InvalidRequest (a URI that is neither file:// nor s3://, a relative
+        folder, an access key without its secret).
         """
 
 def add_JobsServicer_to_server(servicer: JobsServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

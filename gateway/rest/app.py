@@ -30,6 +30,7 @@ from facegate.v1 import (
     face_pb2_grpc,
     galleries_pb2_grpc,
     health_pb2_grpc,
+    jobs_pb2_grpc,
     subjects_pb2_grpc,
     tags_pb2_grpc,
 )
@@ -70,6 +71,7 @@ _STUBS: dict[str, Callable[[grpc.aio.Channel], Any]] = {
     "Galleries": galleries_pb2_grpc.GalleriesStub,
     "Applications": applications_pb2_grpc.ApplicationsStub,
     "Health": health_pb2_grpc.HealthStub,
+    "Jobs": jobs_pb2_grpc.JobsStub,
 }
 
 

@@ -1,6 +1,6 @@
 """JSON <-> protobuf for the Jobs service (/v1.1/jobs/bulkregister), one function per
-message and direction. The routes of these endpoints come later; the converters are here
-so every message of the public services has one.
+message and direction. SetBulkSource is facegate's own call (gRPC only, no NEC route);
+its converters keep every message of the public services convertible.
 
 A job record renders as NEC's "register request summary": ``attempts`` as a decimal
 string and the face attributes as a JSON string (``attributesJson``), "" when not set.
@@ -9,6 +9,7 @@ string and the face attributes as a JSON string (``attributesJson``), "" when no
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 
 from facegate.errors import invalid_request
 from facegate.v1 import jobs_pb2
@@ -21,7 +22,15 @@ from gateway.rest.convert_common import (
     list_of,
     text_of,
 )
-from gateway.rest.fields import Field, Inputs, Values, as_integer_text, as_object, read_body
+from gateway.rest.fields import (
+    Field,
+    Inputs,
+    Values,
+    as_integer_text,
+    as_object,
+    read_body,
+    read_query,
+)
 
 REGISTRATION_ITEM = Inputs(
     (
@@ -44,6 +53,25 @@ BULK_REGISTER_BODY = Inputs(
             items=REGISTRATION_ITEM,
             description="The images to register, one new subject each.",
         ),
+    )
+)
+
+PROGRESS_QUERY = Inputs(
+    (
+        Field(
+            "pagingId",
+            "string",
+            description="The lastEvaluatedKey of the previous page (as the SDKs send it).",
+        ),
+    )
+)
+SET_SOURCE_BODY = Inputs(
+    (
+        Field("uri", "string", required=True, min_length=1, description="file:// or s3://"),
+        Field("endpointUrl", "string", description="S3-compatible endpoint."),
+        Field("region", "string", description="The bucket's region."),
+        Field("accessKeyId", "string", description="S3 credentials of this source."),
+        Field("secretAccessKey", "string", description="The secret of accessKeyId."),
     )
 )
 
@@ -98,9 +126,12 @@ def jobs_bulk_register_response_from_json(body: object) -> jobs_pb2.JobsBulkRegi
 
 
 def jobs_get_bulk_register_progress_request_from_json(
-    batch_id: str, paging_id: str
+    batch_id: str, paging_id: str, query: Mapping[str, Sequence[str]] | None = None
 ) -> jobs_pb2.JobsGetBulkRegisterProgressRequest:
-    """``paging_id`` is "" for the first page (the path without it)."""
+    """``paging_id`` from the path, "" when the path has none; then ``?pagingId=`` (what
+    the official SDKs send) counts; "" = the first page."""
+    if not paging_id and query:
+        paging_id = read_query(PROGRESS_QUERY, query).string("pagingId") or ""
     return jobs_pb2.JobsGetBulkRegisterProgressRequest(batch_id=batch_id, paging_id=paging_id)
 
 
@@ -170,3 +201,40 @@ def jobs_get_bulk_register_progress_response_from_json(
         processed=[job_record_from_json(record) for record in list_of(obj, "processed")],
         last_evaluated_key=text_of(obj, "lastEvaluatedKey"),
     )
+
+
+# ------------------------------------------------------------------ SetBulkSource
+
+
+def jobs_set_bulk_source_request_from_json(body: object) -> jobs_pb2.JobsSetBulkSourceRequest:
+    values = read_body(SET_SOURCE_BODY, body)
+    return jobs_pb2.JobsSetBulkSourceRequest(
+        uri=values.string("uri") or "",
+        endpoint_url=values.string("endpointUrl") or "",
+        region=values.string("region") or "",
+        access_key_id=values.string("accessKeyId") or "",
+        secret_access_key=values.string("secretAccessKey") or "",
+    )
+
+
+def jobs_set_bulk_source_request_to_json(
+    message: jobs_pb2.JobsSetBulkSourceRequest,
+) -> JsonObject:
+    return {
+        "uri": message.uri,
+        "endpointUrl": message.endpoint_url,
+        "region": message.region,
+        "accessKeyId": message.access_key_id,
+        "secretAccessKey": message.secret_access_key,
+    }
+
+
+def jobs_set_bulk_source_response_to_json(
+    message: jobs_pb2.JobsSetBulkSourceResponse,
+) -> None:
+    """No body."""
+
+
+def jobs_set_bulk_source_response_from_json(body: object) -> jobs_pb2.JobsSetBulkSourceResponse:
+    del body
+    return jobs_pb2.JobsSetBulkSourceResponse()

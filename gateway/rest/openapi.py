@@ -19,6 +19,7 @@ from typing import Any
 import gateway.rest.convert_applications as apps
 import gateway.rest.convert_face as face
 import gateway.rest.convert_galleries as galleries
+import gateway.rest.convert_jobs as jobs
 import gateway.rest.convert_subjects as subjects
 import gateway.rest.convert_tags as tags
 from facegate.errors import ErrorType
@@ -213,6 +214,27 @@ _SUBJECT_LIST = _object(
         "total": _int32(0),
     }
 )
+_JOB_PROGRESS = _object(
+    {
+        "batchId": _string(),
+        "processed": _array(
+            _object(
+                {
+                    "id": _string(),
+                    "filename": _string(),
+                    "attempts": _INTEGER_TEXT,
+                    "eventId": _string(),
+                    "subjectId": _string(),
+                    "registerStatus": {"type": "string", "enum": ["", "Success", "Failed"]},
+                    "reason": _string(),
+                    "status": {"type": "string", "enum": ["New", "Processed"]},
+                    "attributesJson": _string(),
+                }
+            )
+        ),
+        "lastEvaluatedKey": _string(),
+    }
+)
 _VERIFIED_SUBJECT = _object({"id": _string(), "score": _SCORE | {"minimum": VERIFY_THRESHOLD}})
 
 _OPERATIONS: Mapping[tuple[str, str], _Operation] = {
@@ -294,6 +316,18 @@ _OPERATIONS: Mapping[tuple[str, str], _Operation] = {
     ),
     ("DELETE", "/v1.1/tags/{name}"): _Operation(
         "deleteTag", {200: None}, not_found="Tag not found."
+    ),
+    ("POST", "/v1.1/jobs/bulkregister"): _Operation(
+        "bulkRegister", {200: _object({"batchId": _string()})}, (jobs.BULK_REGISTER_BODY,)
+    ),
+    ("GET", "/v1.1/jobs/bulkregister/{batchId}"): _Operation(
+        "bulkRegisterProgress",
+        {200: _JOB_PROGRESS},
+        query=jobs.PROGRESS_QUERY,
+        not_found="Batch not found.",
+    ),
+    ("GET", "/v1.1/jobs/bulkregister/{batchId}/{pagingId}"): _Operation(
+        "bulkRegisterProgressPage", {200: _JOB_PROGRESS}, not_found="Batch not found."
     ),
     ("GET", "/v1.1/health"): _Operation("health", {200: _object({"status": _string()})}),
     ("GET", "/api/galleries"): _Operation(

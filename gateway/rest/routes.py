@@ -23,6 +23,7 @@ import gateway.rest.convert_events as events
 import gateway.rest.convert_face as face
 import gateway.rest.convert_galleries as galleries
 import gateway.rest.convert_health as health
+import gateway.rest.convert_jobs as jobs
 import gateway.rest.convert_subjects as subjects
 import gateway.rest.convert_tags as tags
 from facegate.errors import ErrorType, FacegateError
@@ -32,6 +33,7 @@ from facegate.v1 import (
     face_pb2,
     galleries_pb2,
     health_pb2,
+    jobs_pb2,
     subjects_pb2,
     tags_pb2,
 )
@@ -197,6 +199,14 @@ _TAGS_CREATE = _no_body(200, tags_pb2.TagsCreateResponse)
 _TAGS_RENAME = _no_body(200, tags_pb2.TagsRenameResponse)
 _TAGS_DELETE = _no_body(200, tags_pb2.TagsDeleteResponse)
 _HEALTH = _json(200, health_pb2.HealthCheckResponse, health.health_check_response_to_json)
+_JOBS_BULK_REGISTER = _json(
+    200, jobs_pb2.JobsBulkRegisterResponse, jobs.jobs_bulk_register_response_to_json
+)
+_JOBS_PROGRESS = _json(
+    200,
+    jobs_pb2.JobsGetBulkRegisterProgressResponse,
+    jobs.jobs_get_bulk_register_progress_response_to_json,
+)
 _GALLERY_DELETE = _no_body(204, galleries_pb2.GalleriesDeleteResponse)
 _APPLICATION_DELETE = _no_body(204, applications_pb2.ApplicationsDeleteResponse)
 
@@ -279,6 +289,18 @@ def _tags_delete(path: PathParams, query: Query, body: object | None) -> RestCal
     return RestCall("Tags", "Delete", request, _TAGS_DELETE)
 
 
+def _jobs_bulk_register(path: PathParams, query: Query, body: object | None) -> RestCall:
+    request = jobs.jobs_bulk_register_request_from_json(body)
+    return RestCall("Jobs", "BulkRegister", request, _JOBS_BULK_REGISTER)
+
+
+def _jobs_progress(path: PathParams, query: Query, body: object | None) -> RestCall:
+    request = jobs.jobs_get_bulk_register_progress_request_from_json(
+        path["batchId"], path.get("pagingId", ""), query
+    )
+    return RestCall("Jobs", "GetBulkRegisterProgress", request, _JOBS_PROGRESS)
+
+
 def _health(path: PathParams, query: Query, body: object | None) -> RestCall:
     return RestCall("Health", "Check", health.health_check_request_from_json(), _HEALTH)
 
@@ -338,6 +360,8 @@ _SUBJECT = "/v1.1/subjects/{subjectId}"
 _EVENTS = "/v1.1/subjects/{subjectId}/events"
 _EVENT = "/v1.1/subjects/{subjectId}/events/{eventId}"
 _TAG = "/v1.1/tags/{name}"
+_JOBS = "/v1.1/jobs/bulkregister"
+_JOB = _JOBS + "/{batchId}"
 _GALLERY = "/api/galleries/{galleryId}"
 _APPLICATION = "/api/applications/{applicationId}"
 
@@ -357,6 +381,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", _TAG, _KEYED, _tags_create, "Create tag"),
     Route("PUT", _TAG, _KEYED, _tags_rename, "Update (rename) tag"),
     Route("DELETE", _TAG, _KEYED, _tags_delete, "Delete tag"),
+    Route("POST", _JOBS, _KEYED, _jobs_bulk_register, "Bulk register"),
+    Route("GET", _JOB, _KEYED, _jobs_progress, "Bulk register progress"),
+    Route("GET", _JOB + "/{pagingId}", _KEYED, _jobs_progress, "Bulk register progress page"),
     Route("GET", "/v1.1/health", "sigv4", _health, "Service status"),
     Route("GET", "/api/galleries", "sigv4", _galleries_list, "List galleries"),
     Route("GET", _GALLERY, "sigv4", _galleries_get, "Get gallery"),

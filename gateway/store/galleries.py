@@ -10,7 +10,16 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from facegate.errors import ErrorType, FacegateError
 from gateway.store.common import gallery_not_found, try_execute
 from gateway.store.records import Application, Gallery
-from gateway.store.schema import applications, events, galleries, subjects, tags
+from gateway.store.schema import (
+    applications,
+    bulk_sources,
+    events,
+    galleries,
+    job_records,
+    jobs,
+    subjects,
+    tags,
+)
 
 
 class GalleryNameTaken(Exception):  # noqa: N818 - the name says what happened
@@ -122,7 +131,12 @@ def delete_gallery(conn: Connection, gallery_id: str) -> None:
     ).first()
     # Explicit deletes, not only cascades: a SQLite connection opened without
     # foreign_keys=ON ignores ON DELETE CASCADE.
-    for table in (events, subjects, tags, applications):
+    conn.execute(
+        delete(job_records).where(
+            job_records.c.job_id.in_(select(jobs.c.id).where(jobs.c.gallery_id == gallery_id))
+        )
+    )
+    for table in (events, subjects, tags, applications, jobs, bulk_sources):
         conn.execute(delete(table).where(table.c.gallery_id == gallery_id))
     conn.execute(delete(galleries).where(galleries.c.id == gallery_id))
 

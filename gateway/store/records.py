@@ -80,3 +80,58 @@ class Change:
     kind: str
     event_id: str | None
     bit: int | None
+
+
+JobRecordStatus = Literal["New", "Processed"]
+RegisterStatus = Literal["", "Success", "Failed"]
+
+
+@dataclass(frozen=True)
+class BulkSource:
+    """Where a gallery's bulk jobs read their files: ``uri`` is ``file:///folder`` or
+    ``s3://bucket/prefix``; the S3 fields are empty for a folder or for the gateway's own
+    settings. ``secret_ciphertext`` is the sealed secret of ``access_key_id``, if any."""
+
+    gallery_id: str
+    uri: str
+    endpoint_url: str
+    region: str
+    access_key_id: str
+    secret_ciphertext: bytes | None
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """A bulk registration job (its id is NEC's batchId) with the source it started with;
+    ``source.gallery_id`` is the job's gallery."""
+
+    id: str
+    gallery_id: str
+    application_id: str
+    source: BulkSource
+    record_count: int
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class JobRecordRow:
+    """One registration of a job. ``seq`` is its 0-based position in the request;
+    ``tag_mask`` is unsigned. A new record may be claimed when both ``next_attempt_ms``
+    (a retry's back-off) and ``lease_until_ms`` (a worker's claim) are past;
+    ``processed_ms`` is 0 until it is processed."""
+
+    job_id: str
+    seq: int
+    id: str
+    filename: str
+    tag_mask: int
+    attempts: int
+    status: JobRecordStatus
+    register_status: RegisterStatus
+    reason: str
+    subject_id: str
+    event_id: str
+    attributes_json: str
+    next_attempt_ms: int
+    lease_until_ms: int
+    processed_ms: int

@@ -147,3 +147,75 @@ changes = Table(
     # A reused id could let a late acknowledgement remove a newer, unreplayed change.
     sqlite_autoincrement=True,
 )
+
+# Where a gallery's bulk jobs read their files from (Jobs.SetBulkSource). The secret is
+# sealed by the caller, like tenants.secret_ciphertext.
+bulk_sources = Table(
+    "bulk_sources",
+    metadata,
+    Column(
+        "gallery_id",
+        String,
+        ForeignKey("galleries.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("uri", String, nullable=False),
+    Column("endpoint_url", String, nullable=False),
+    Column("region", String, nullable=False),
+    Column("access_key_id", String, nullable=False),
+    Column("secret_ciphertext", LargeBinary, nullable=True),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+# A bulk registration job. Its source is copied in at creation, so that changing the
+# gallery's source does not redirect a running job. No foreign key on application_id: the
+# application may be deleted while its job runs.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String, primary_key=True),
+    Column("gallery_id", String, ForeignKey("galleries.id", ondelete="CASCADE"), nullable=False),
+    Column("application_id", String, nullable=False),
+    Column("source_uri", String, nullable=False),
+    Column("source_endpoint_url", String, nullable=False),
+    Column("source_region", String, nullable=False),
+    Column("source_access_key_id", String, nullable=False),
+    Column("source_secret_ciphertext", LargeBinary, nullable=True),
+    Column("record_count", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    # When records of the job were last claimed: claimers serve the least recently served
+    # job first (0 = never, so a new job goes first).
+    Column("last_claim_ms", BigInteger, nullable=False),
+    Index(None, "gallery_id"),
+)
+
+# One registration of a job. Server defaults keep the bulk insert of a new job's records
+# down to the five columns that differ.
+job_records = Table(
+    "job_records",
+    metadata,
+    Column("job_id", String, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False),
+    # 0-based position in the request: the paging order.
+    Column("seq", Integer, nullable=False),
+    Column("id", String, nullable=False, unique=True),
+    Column("filename", String, nullable=False),
+    # Signed 64-bit, as events.tag_mask.
+    Column("tag_mask", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("status", CHAR(1), nullable=False, server_default=text("'N'")),
+    Column("register_status", String, nullable=False, server_default=text("''")),
+    Column("reason", Text, nullable=False, server_default=text("''")),
+    Column("subject_id", String, nullable=False, server_default=text("''")),
+    Column("event_id", String, nullable=False, server_default=text("''")),
+    Column("attributes_json", Text, nullable=False, server_default=text("''")),
+    Column("next_attempt_ms", BigInteger, nullable=False, server_default=text("0")),
+    Column("lease_until_ms", BigInteger, nullable=False, server_default=text("0")),
+    Column("processed_ms", BigInteger, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("job_id", "seq"),
+    CheckConstraint("status IN ('N', 'P')", name="status_values"),
+    CheckConstraint("register_status IN ('', 'Success', 'Failed')", name="register_status_values"),
+    # Claims look for a job's first new records: the new records of a job are one range
+    # of this index in seq order, however many are processed already. It also counts a
+    # job's new records and finds the jobs that have any.
+    Index(None, "job_id", "status", "seq"),
+)

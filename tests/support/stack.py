@@ -27,8 +27,8 @@ from gateway.deps import GatewayDeps
 from gateway.rest.guard import SecretDirectory
 from gateway.rest.server import RestDeps
 from gateway.rest.server import create_server as create_rest_server
+from gateway.server import Gateway, open_gateway
 from gateway.server import create_server as create_gateway_server
-from gateway.server import open_gateway
 from matcher.server import MatcherDeps, open_shard
 from matcher.server import create_server as create_matcher_server
 
@@ -38,6 +38,7 @@ REGION = "ap-southeast-2"
 @dataclass(frozen=True)
 class Stack:
     settings: Settings
+    gateway: Gateway
     deps: GatewayDeps
     rest_url: str
     grpc_address: str
@@ -51,9 +52,15 @@ def _stopper(server: grpc.Server) -> Callable[[], None]:
 
 
 @contextmanager
-def running_stack(data_dir: Path, *, database_url: str = "", **rest: Any) -> Iterator[Stack]:
+def running_stack(
+    data_dir: Path,
+    *,
+    database_url: str = "",
+    jobs: Mapping[str, Any] | None = None,
+    **rest: Any,
+) -> Iterator[Stack]:
     """Every service of ``facegate serve`` started in this process; ``rest`` overrides
-    RestSettings fields (rate limits, body size, timeout)."""
+    RestSettings fields (rate limits, body size, timeout), ``jobs`` JobsSettings fields."""
     base = Settings.from_env()
     settings = replace(
         base,
@@ -66,6 +73,7 @@ def running_stack(data_dir: Path, *, database_url: str = "", **rest: Any) -> Ite
         rest_port=0,
         gateway=replace(base.gateway, database_url=database_url, replay_interval_s=0.2),
         rest=replace(base.rest, **rest),
+        jobs=replace(base.jobs, **(jobs or {})),
     )
     with ExitStack() as stack:
         extractor = load_extractor(settings)
@@ -84,7 +92,7 @@ def running_stack(data_dir: Path, *, database_url: str = "", **rest: Any) -> Ite
 
         gateway = open_gateway(settings)
         stack.callback(gateway.close)
-        server, port = create_gateway_server(settings, gateway.deps)
+        server, port = create_gateway_server(settings, gateway)
         server.start()
         stack.callback(_stopper(server))
         settings = replace(settings, grpc_port=port)
@@ -95,6 +103,7 @@ def running_stack(data_dir: Path, *, database_url: str = "", **rest: Any) -> Ite
         stack.callback(rest_server.stop)
         yield Stack(
             settings=settings,
+            gateway=gateway,
             deps=gateway.deps,
             rest_url=f"http://127.0.0.1:{rest_port}",
             grpc_address=f"127.0.0.1:{port}",

@@ -19,6 +19,7 @@ from facegate.v1 import (
     face_pb2,
     galleries_pb2,
     health_pb2,
+    jobs_pb2,
     subjects_pb2,
     tags_pb2,
 )
@@ -117,6 +118,32 @@ _ROWS: list[tuple[str, str, Query, object, str, str, Message]] = [
         "Tags", "Delete", tags_pb2.TagsDeleteRequest(name="passport"),
     ),
     ("GET", "/v1.1/health", {}, None, "Health", "Check", health_pb2.HealthCheckRequest()),
+    (
+        "POST", "/v1.1/jobs/bulkregister", {},
+        {"registrations": [{"filename": "1.jpg", "tags": ["passport"]}, {"filename": "2.jpg"}]},
+        "Jobs", "BulkRegister",
+        jobs_pb2.JobsBulkRegisterRequest(
+            registrations=[
+                jobs_pb2.BulkRegistration(filename="1.jpg", tags=["passport"]),
+                jobs_pb2.BulkRegistration(filename="2.jpg"),
+            ]
+        ),
+    ),
+    (
+        "GET", "/v1.1/jobs/bulkregister/b1", {}, None,
+        "Jobs", "GetBulkRegisterProgress",
+        jobs_pb2.JobsGetBulkRegisterProgressRequest(batch_id="b1"),
+    ),
+    (
+        "GET", "/v1.1/jobs/bulkregister/b1", {"pagingId": ["999"]}, None,
+        "Jobs", "GetBulkRegisterProgress",
+        jobs_pb2.JobsGetBulkRegisterProgressRequest(batch_id="b1", paging_id="999"),
+    ),
+    (
+        "GET", "/v1.1/jobs/bulkregister/b1/999", {}, None,
+        "Jobs", "GetBulkRegisterProgress",
+        jobs_pb2.JobsGetBulkRegisterProgressRequest(batch_id="b1", paging_id="999"),
+    ),
     ("GET", "/api/galleries", {}, None, "Galleries", "List", galleries_pb2.GalleriesListRequest()),
     (
         "GET", "/api/galleries/g1", {}, None,
@@ -444,9 +471,10 @@ def test_unknown_path_and_wrong_method_differ() -> None:
     assert match("get", "/v1.1/subjects") is None  # methods are upper case, as in ASGI
 
 
-def test_jobs_have_no_routes_yet() -> None:
-    assert allowed_methods("/v1.1/jobs/bulkregister") == []
-    assert allowed_methods("/v1.1/jobs/bulkregister/b1") == []
+def test_job_routes() -> None:
+    assert allowed_methods("/v1.1/jobs/bulkregister") == ["POST"]
+    assert allowed_methods("/v1.1/jobs/bulkregister/b1") == ["GET"]
+    assert allowed_methods("/v1.1/jobs/bulkregister/b1/7") == ["GET"]
 
 
 def test_auth_follows_the_published_spec() -> None:

@@ -1,0 +1,285 @@
+"""Bulk registration jobs end to end: REST and gRPC submission, the local-folder and S3
+sources (a real S3 endpoint on loopback), outcomes and reasons, paging, retries, and
+the `facegate bulk register` command."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from bench.dataset import faces_dir
+from facegate.v1 import jobs_pb2, jobs_pb2_grpc
+from gateway.servicers import API_KEY_METADATA
+from gateway.tenancy import create_tenant
+from tests.support.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, new_bucket
+from tests.support.stack import SignedClient, Stack, running_stack
+
+FACES = faces_dir()
+OBAMA = FACES / "test" / "face_recognition" / "obama"
+MULTI = FACES / "test" / "compreface" / "_multi" / "016_8.jpg"
+NO_FACE = FACES / "test" / "compreface" / "_noface" / "017_0.jpg"
+WAIT_S = 120
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    jobs = {"max_registrations": 2000, "max_attempts": 2, "retry_base_s": 0.05}
+    with running_stack(
+        tmp_path_factory.mktemp("jobs-stack"), rate_per_second=0, jobs=jobs
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(stack: Stack) -> Iterator[SignedClient]:
+    created = create_tenant(stack.deps.database, stack.deps.secrets, "jobs-tenant")
+    signer = SignedClient(stack.rest_url, created.tenant.access_key_id, created.secret_access_key)
+    gallery = signer.call("POST", "/api/galleries", {"name": "bulk", "size": 5000}).json()
+    keyed = signer.with_api_key(gallery["apiKey"])
+    keyed.call("POST", "/v1.1/tags/staff")
+    yield keyed
+    signer.close()
+
+
+def gallery_folder(stack: Stack, client: SignedClient) -> Path:
+    """The gallery's default source: <data dir>/bulk/<gallery id>/."""
+    galleries = client.with_api_key(None).call("GET", "/api/galleries").json()["galleries"]
+    gallery_id = str(next(g["id"] for g in galleries if g["name"] == "bulk"))
+    folder: Path = stack.settings.bulk_root / gallery_id
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def all_records(client: SignedClient, batch_id: str) -> list[dict[str, str]]:
+    records: list[dict[str, str]] = []
+    key = ""
+    while True:
+        query = {"pagingId": key} if key else None
+        page = client.call("GET", f"/v1.1/jobs/bulkregister/{batch_id}", query=query)
+        assert page.status_code == 200, page.text
+        body = page.json()
+        assert body["batchId"] == batch_id
+        records += body["processed"]
+        key = body["lastEvaluatedKey"]
+        if not key:
+            return records
+
+
+def wait_processed(client: SignedClient, batch_id: str) -> list[dict[str, str]]:
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        records = all_records(client, batch_id)
+        if all(r["status"] == "Processed" for r in records):
+            return records
+        assert time.monotonic() < deadline, [r for r in records if r["status"] == "New"][:3]
+        time.sleep(0.2)
+
+
+def test_local_folder_job_over_rest(stack: Stack, client: SignedClient) -> None:
+    folder = gallery_folder(stack, client)
+    shutil.copy(OBAMA / "obama.jpg", folder / "obama.jpg")
+    (folder / "people").mkdir(exist_ok=True)
+    shutil.copy(OBAMA / "obama2.jpg", folder / "people" / "obama 2.jpg")
+    shutil.copy(MULTI, folder / "group.jpg")
+    shutil.copy(NO_FACE, folder / "empty.jpg")
+    (folder / "notes.txt").write_text("not an image")
+    registrations: list[dict[str, object]] = [
+        {"filename": "obama.jpg", "tags": ["staff"]},
+        {"filename": "people/obama 2.jpg"},
+        {"filename": "group.jpg"},
+        {"filename": "empty.jpg"},
+        {"filename": "notes.txt"},
+        {"filename": "missing.jpg"},
+    ]
+    response = client.call("POST", "/v1.1/jobs/bulkregister", {"registrations": registrations})
+    assert response.status_code == 200, response.text
+    batch_id = response.json()["batchId"]
+    records = wait_processed(client, batch_id)
+    assert [r["filename"] for r in records] == [r["filename"] for r in registrations]
+    by_name = {r["filename"]: r for r in records}
+    for name in ("obama.jpg", "people/obama 2.jpg"):
+        record = by_name[name]
+        assert (record["registerStatus"], record["reason"], record["attempts"]) == (
+            "Success",
+            "",
+            "1",
+        )
+        assert json.loads(record["attributesJson"])["faceArea"]["left"].isdigit()
+        assert record["subjectId"]
+        assert record["eventId"]
+    for name, reason in (
+        ("group.jpg", "face"),
+        ("empty.jpg", "face"),
+        ("notes.txt", "image"),
+        ("missing.jpg", "not found"),
+    ):
+        record = by_name[name]
+        assert record["registerStatus"] == "Failed", record
+        assert reason in record["reason"].lower(), record
+        assert (record["subjectId"], record["eventId"], record["attributesJson"]) == ("", "", "")
+    # The registered subjects are searchable; the tag was applied.
+    found = client.call(
+        "POST",
+        "/v1.1/face/search",
+        {"probe": _b64(OBAMA / "obama3.jpg"), "tags": ["staff"]},
+    ).json()
+    assert [c["id"] for c in found["candidates"]] == [by_name["obama.jpg"]["subjectId"]]
+
+
+def test_progress_pages_of_a_thousand(stack: Stack, client: SignedClient) -> None:
+    registrations = [{"filename": f"nothing/{i:05d}.jpg"} for i in range(1003)]
+    batch_id = client.call(
+        "POST", "/v1.1/jobs/bulkregister", {"registrations": registrations}
+    ).json()["batchId"]
+    wait_processed(client, batch_id)
+    first = client.call("GET", f"/v1.1/jobs/bulkregister/{batch_id}").json()
+    assert len(first["processed"]) == 1000
+    assert first["lastEvaluatedKey"]
+    by_path = client.call(
+        "GET", f"/v1.1/jobs/bulkregister/{batch_id}/{first['lastEvaluatedKey']}"
+    ).json()
+    by_query = client.call(
+        "GET",
+        f"/v1.1/jobs/bulkregister/{batch_id}",
+        query={"pagingId": first["lastEvaluatedKey"]},
+    ).json()
+    assert by_path == by_query
+    assert [r["filename"] for r in by_path["processed"]] == [
+        f"nothing/{i:05d}.jpg" for i in (1000, 1001, 1002)
+    ]
+    assert by_path["lastEvaluatedKey"] == ""
+    assert client.call("GET", "/v1.1/jobs/bulkregister/no-such-batch").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ({"registrations": []}, "empty"),
+        ({"registrations": [{"filename": "a.jpg", "tags": ["nope"]}]}, "nope"),
+        ({"registrations": [{"filename": "../a.jpg"}]}, "filename"),
+        ({"registrations": [{"filename": "/etc/passwd"}]}, "filename"),
+        ({"registrations": [{"filename": f"{i}.jpg"} for i in range(2001)]}, "2000"),
+    ],
+)
+def test_bad_submissions_are_refused(
+    client: SignedClient, body: dict[str, object], fragment: str
+) -> None:
+    response = client.call("POST", "/v1.1/jobs/bulkregister", body)
+    assert response.status_code == 400, response.text
+    assert response.json()["errorType"] == "InvalidRequest"
+    assert fragment in response.json()["message"]
+
+
+def test_s3_source_over_grpc(stack: Stack, client: SignedClient, s3_endpoint: str) -> None:
+    bucket = new_bucket(
+        s3_endpoint,
+        {
+            "archive/2019/obama.jpg": (OBAMA / "obama1.jpg").read_bytes(),
+            "archive/2019/empty.jpg": NO_FACE.read_bytes(),
+        },
+    )
+    with grpc.insecure_channel(stack.grpc_address) as channel:
+        jobs = jobs_pb2_grpc.JobsStub(channel)
+        metadata = ((API_KEY_METADATA, client.api_key or ""),)
+        jobs.SetBulkSource(
+            jobs_pb2.JobsSetBulkSourceRequest(
+                uri=f"s3://{bucket}/archive/2019",
+                endpoint_url=s3_endpoint,
+                region=REGION,
+                access_key_id=ACCESS_KEY_ID,
+                secret_access_key=SECRET_ACCESS_KEY,
+            ),
+            metadata=metadata,
+        )
+        batch = jobs.BulkRegister(
+            jobs_pb2.JobsBulkRegisterRequest(
+                registrations=[
+                    jobs_pb2.BulkRegistration(filename="obama.jpg"),
+                    jobs_pb2.BulkRegistration(filename="empty.jpg"),
+                    jobs_pb2.BulkRegistration(filename="absent.jpg"),
+                ]
+            ),
+            metadata=metadata,
+        )
+        records = wait_processed(client, batch.batch_id)
+        page = jobs.GetBulkRegisterProgress(
+            jobs_pb2.JobsGetBulkRegisterProgressRequest(batch_id=batch.batch_id),
+            metadata=metadata,
+        )
+    assert [r["registerStatus"] for r in records] == ["Success", "Failed", "Failed"]
+    assert "not found" in records[2]["reason"]
+    assert page.processed[0].attributes.face_quality_score > 0
+    # Back to the default local folder for the other tests.
+    with grpc.insecure_channel(stack.grpc_address) as channel:
+        jobs_pb2_grpc.JobsStub(channel).SetBulkSource(
+            jobs_pb2.JobsSetBulkSourceRequest(uri=gallery_folder(stack, client).as_uri()),
+            metadata=((API_KEY_METADATA, client.api_key or ""),),
+        )
+
+
+def test_transient_failures_are_retried_then_given_up(stack: Stack, client: SignedClient) -> None:
+    with grpc.insecure_channel(stack.grpc_address) as channel:
+        stub = jobs_pb2_grpc.JobsStub(channel)
+        metadata = ((API_KEY_METADATA, client.api_key or ""),)
+        # An S3 endpoint that refuses connections: a transient failure each time.
+        stub.SetBulkSource(
+            jobs_pb2.JobsSetBulkSourceRequest(
+                uri="s3://bucket/x",
+                endpoint_url="http://127.0.0.1:9",
+                region=REGION,
+                access_key_id=ACCESS_KEY_ID,
+                secret_access_key=SECRET_ACCESS_KEY,
+            ),
+            metadata=metadata,
+        )
+        batch = stub.BulkRegister(
+            jobs_pb2.JobsBulkRegisterRequest(
+                registrations=[jobs_pb2.BulkRegistration(filename="a.jpg")]
+            ),
+            metadata=metadata,
+        )
+        stub.SetBulkSource(
+            jobs_pb2.JobsSetBulkSourceRequest(uri=gallery_folder(stack, client).as_uri()),
+            metadata=metadata,
+        )
+    (record,) = wait_processed(client, batch.batch_id)
+    assert record["registerStatus"] == "Failed"
+    assert record["attempts"] == "2"
+    assert "gave up after 2 attempts" in record["reason"]
+
+
+def test_cli_registers_a_folder(stack: Stack, client: SignedClient, tmp_path: Path) -> None:
+    people = sorted(p for p in (FACES / "lfw-dev").iterdir() if p.is_dir())[:6]
+    for person in people:
+        shutil.copy(next(person.glob("*.jpg")), tmp_path / f"{person.name}.jpg")
+    (tmp_path / "readme.md").write_text("skipped: not an image file name")
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "facegate", "bulk", "register",
+            "--api-key", client.api_key or "",
+            "--dir", str(tmp_path),
+            "--tags", "staff",
+            "--gateway", stack.grpc_address,
+        ],
+        capture_output=True, text=True, timeout=WAIT_S, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["submitted"] == 6
+    assert summary["succeeded"] + summary["failed"] == 6
+    assert summary["succeeded"] >= 5, summary
+    assert "6/6" in result.stderr  # the progress bar reached the end
+
+
+def _b64(path: Path) -> str:
+    import base64
+
+    return base64.b64encode(path.read_bytes()).decode()

@@ -216,7 +216,11 @@ class BulkWorker:
             if source is not None:
                 self._sources.move_to_end(job.id)
                 return source
-        opened = open_source(self._bulk.source_config(job.source), max_bytes=self._max_image_bytes)
+        opened = open_source(
+            self._bulk.source_config(job.source),
+            max_bytes=self._max_image_bytes,
+            max_connections=self._settings.workers,
+        )
         with self._lock:
             raced = self._sources.get(job.id)
             if raced is not None:  # another thread opened it meanwhile

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import boto3  # type: ignore[import-untyped,unused-ignore]
+import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -255,8 +255,9 @@ class LocalFolderSource:
         return real
 
     def read(self, filename: str) -> bytes:
+        name = _checked_name(filename)
         root = self._real_root()
-        target = os.path.realpath(os.path.join(root, _checked_name(filename)))
+        target = os.path.realpath(os.path.join(root, name))
         if not _inside(target, root):
             raise SourceError("access denied", transient=False)
         try:
@@ -382,7 +383,7 @@ class S3Source:
             for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
                 for item in page.get("Contents", ()):
                     name = str(item["Key"])[len(self._prefix) :]
-                    if True:
+                    if _path_problem(name) is None:
                         yield name
         except ClientError as error:
             raise _client_error(error) from error
@@ -398,7 +399,9 @@ def open_source(
 ) -> ImageSource:
     """An :class:`ImageSource` for a valid config (INVALID_REQUEST otherwise) that
     refuses files over ``max_bytes``. For S3, ``timeout_s`` bounds connecting and each
-    wait for data; ``max_connections`` should cover the threads reading at once."""
+    wait for data; ``max_connections`` should cover the threads reading at once; a
+    broken AWS configuration of the environment (a missing profile, ...) is a
+    permanent :class:`SourceError` here already."""
     if max_bytes < 1:
         raise ValueError("max_bytes must be positive")
     check_config(config)
@@ -410,15 +413,19 @@ def open_source(
         read_timeout=timeout_s,
         # One attempt: the job worker retries with its own backoff and counts attempts.
         retries={"mode": "standard", "total_max_attempts": 1},
-        # S3-compatible stores rarely serve virtual-hosted bucket names.
-        s3={"addressing_style": "path" if config.endpoint_url else "auto"},
+        # S3-compatible stores rarely serve virtual-hosted bucket names; set here, it
+        # also wins over an AWS config file that asks for them.
+        s3={"addressing_style": "path"} if config.endpoint_url else None,
         max_pool_connections=max_connections,
     )
-    # Sessions are not thread-safe, clients are: the session is used once, here.
-    session = boto3.session.Session(
-        aws_access_key_id=config.access_key_id or None,
-        aws_secret_access_key=config.secret_access_key or None,
-        region_name=config.region or None,
-    )
-    client = session.client("s3", endpoint_url=config.endpoint_url or None, config=settings)
+    try:
+        # Sessions are not thread-safe, clients are: the session is used once, here.
+        session = boto3.session.Session(
+            aws_access_key_id=config.access_key_id or None,
+            aws_secret_access_key=config.secret_access_key or None,
+            region_name=config.region or None,
+        )
+        client = session.client("s3", endpoint_url=config.endpoint_url or None, config=settings)
+    except BotoCoreError as error:  # the environment's AWS configuration is broken
+        raise _boto_error(error) from error
     return S3Source(client, bucket, prefix, max_bytes=max_bytes)

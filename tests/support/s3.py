@@ -13,6 +13,7 @@ failures moto cannot be asked for, such as throttling and access denied.
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import boto3  # type: ignore[import-untyped,unused-ignore]
+import boto3
 
 ACCESS_KEY_ID = "AKIDTESTTESTTESTTEST"
 SECRET_ACCESS_KEY = "test-secret-test-secret-test-secret-0000"
@@ -34,6 +35,10 @@ def running_moto() -> Iterator[str]:
     """moto's S3 on 127.0.0.1 and a free port: yields ``http://127.0.0.1:<port>``."""
     from moto.server import ThreadedMotoServer  # slow import, only for tests using S3
 
+    # werkzeug logs every request at INFO: thousands of lines in a failure's report.
+    access_log = logging.getLogger("werkzeug")
+    level = access_log.level
+    access_log.setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
@@ -41,6 +46,7 @@ def running_moto() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+        access_log.setLevel(level)
 
 
 def client(endpoint_url: str) -> Any:
@@ -80,7 +86,7 @@ class CannedReply:
     stall_s: float = 0.0
 
 
-@dataclass
+@dataclass(frozen=True)
 class CannedEndpoint:
     url: str
     requests: list[str]
@@ -97,8 +103,8 @@ def s3_error(status: int, code: str) -> CannedReply:
 
 @contextmanager
 def canned_endpoint(reply: CannedReply) -> Iterator[CannedEndpoint]:
-    """An HTTP server on 127.0.0.1 that answers every request with ``reply`` and
-    records each request line."""
+    """An HTTP server on 127.0.0.1 that answers every GET with ``reply`` and records
+    each request line."""
     stopping = threading.Event()
     requests: list[str] = []
 
@@ -107,8 +113,6 @@ def canned_endpoint(reply: CannedReply) -> Iterator[CannedEndpoint]:
 
         def _answer(self) -> None:
             requests.append(self.requestline)
-            length = int(self.headers.get("Content-Length") or 0)
-            self.rfile.read(length)
             if stopping.wait(reply.stall_s):
                 return
             self.send_response(reply.status)
@@ -118,7 +122,7 @@ def canned_endpoint(reply: CannedReply) -> Iterator[CannedEndpoint]:
             self.end_headers()
             self.wfile.write(reply.body)
 
-        do_GET = do_HEAD = do_PUT = _answer  # noqa: N815
+        do_GET = _answer  # noqa: N815
 
         def log_message(self, format: str, *args: Any) -> None:
             """Quiet: the tests assert on ``requests`` instead."""

@@ -162,6 +162,16 @@ def test_s3_default_credential_chain(
     assert open_source(config, max_bytes=10).read("1.jpg") == b"one"
 
 
+def test_a_broken_aws_configuration_fails_at_open(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    with pytest.raises(SourceError) as info:
+        open_source(s3_config(s3_endpoint, "s3://bucket/p"), max_bytes=10)
+    assert (info.value.reason, info.value.transient) == ("S3 client error (ProfileNotFound)", False)
+
+
 @pytest.mark.parametrize(
     ("reply", "reason", "transient"),
     [
@@ -185,6 +195,20 @@ def test_s3_errors_are_classified_and_never_retried_by_the_client(
         source.close()
     assert (error.reason, error.transient) == (reason, transient)
     # One request, path-style: the job worker does the retrying.
+    assert endpoint.requests == ["GET /bucket/p/1.jpg HTTP/1.1"]
+
+
+def test_s3_endpoints_are_addressed_path_style(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Even where the AWS config file asks for virtual hosts (bucket.localhost, which
+    does not resolve here)."""
+    (tmp_path / "config").write_text("[default]\ns3 =\n  addressing_style = virtual\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    with canned_endpoint(CannedReply(body=b"abc")) as endpoint:
+        source = open_source(s3_config(endpoint.url, "s3://bucket/p"), max_bytes=10, timeout_s=5)
+        assert source.read("1.jpg") == b"abc"
+        source.close()
     assert endpoint.requests == ["GET /bucket/p/1.jpg HTTP/1.1"]
 
 

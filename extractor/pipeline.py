@@ -27,6 +27,7 @@ from extractor.quality import QualityFeatures, QualityModel, contrast, eye_dista
 from extractor.recognize import Recognizer
 from extractor.scores import ScoreMap
 from facegate.errors import ErrorType, FacegateError, invalid_request
+from facegate.metrics import BATCH_SIZE, EXTRACTOR_STAGE, FACES_PER_IMAGE, timed
 
 # Head box around the detector's face box, as fractions of the face box's size: the
 # face box runs from brow to chin, the head adds hair and the sides of the head.
@@ -102,10 +103,23 @@ class FaceExtractor:
         self.config = config
         self._images = threading.BoundedSemaphore(max_concurrent_images)
         self._detect = MicroBatcher(
-            detector.run, max_batch=max_batch if detector.batchable else 1, name="detector"
+            detector.run,
+            max_batch=max_batch if detector.batchable else 1,
+            name="detector",
+            on_batch=BATCH_SIZE.labels("detector").observe,
         )
-        self._embed = MicroBatcher(self._embed_rows, max_batch=max_batch, name="recognizer")
-        self._pose = MicroBatcher(pose.estimate, max_batch=max_batch, name="pose")
+        self._embed = MicroBatcher(
+            self._embed_rows,
+            max_batch=max_batch,
+            name="recognizer",
+            on_batch=BATCH_SIZE.labels("recognizer").observe,
+        )
+        self._pose = MicroBatcher(
+            pose.estimate,
+            max_batch=max_batch,
+            name="pose",
+            on_batch=BATCH_SIZE.labels("pose").observe,
+        )
 
     def close(self) -> None:
         for batcher in (self._detect, self._embed, self._pose):
@@ -126,14 +140,18 @@ class FaceExtractor:
     ) -> Extraction:
         limit = self._check_arguments(limit, selection, min_quality)
         with self._images:
-            image = decode_image(data, self.decode_limits).pixels
-            letterbox = self.detector.prepare(image)
-            outputs = self._detect.submit(letterbox.tensor)[0]
-            detections = sorted(
-                self.detector.decode(outputs, letterbox), key=lambda d: d.area, reverse=True
-            )
+            with timed(EXTRACTOR_STAGE, "decode"):
+                image = decode_image(data, self.decode_limits).pixels
+            with timed(EXTRACTOR_STAGE, "detect"):
+                letterbox = self.detector.prepare(image)
+                outputs = self._detect.submit(letterbox.tensor)[0]
+                detections = sorted(
+                    self.detector.decode(outputs, letterbox), key=lambda d: d.area, reverse=True
+                )
+            FACES_PER_IMAGE.observe(len(detections))
             chosen = _select(detections, selection, limit)
-            faces = self._describe(image, chosen)
+            with timed(EXTRACTOR_STAGE, "describe"):
+                faces = self._describe(image, chosen)
         height, width = image.shape[:2]
         if min_quality is not None and faces[0].attributes.face_quality_score < min_quality:
             raise FacegateError(

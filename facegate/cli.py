@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facegate.errors import ErrorType, FacegateError
+from facegate.logs import configure_logging
 from facegate.settings import Settings
 
 if TYPE_CHECKING:
@@ -484,10 +485,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     args = build_parser().parse_args(argv)
+    try:
+        configure_logging(Settings.from_env().log_format)
+    except ValueError as exc:
+        print(f"facegate: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     from extractor.models.manifest import ModelError
     from matcher.wal import WalError
 

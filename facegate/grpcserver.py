@@ -14,6 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from facegate.errors import ErrorType, FacegateError
+from facegate.logs import REQUEST_ID, REQUEST_ID_METADATA, request_id_from
 from facegate.metrics import GRPC_HANDLED, GRPC_LATENCY
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ class ErrorAndMetricsInterceptor(grpc.ServerInterceptor):
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
+            given = dict(context.invocation_metadata() or ()).get(REQUEST_ID_METADATA)
+            token = REQUEST_ID.set(request_id_from(given if isinstance(given, str) else None))
             try:
                 return behavior(request, context)
             except FacegateError as error:
@@ -59,8 +62,19 @@ class ErrorAndMetricsInterceptor(grpc.ServerInterceptor):
                 context.set_trailing_metadata(failure.grpc_trailing_metadata())
                 context.abort(code, failure.message)
             finally:
-                GRPC_LATENCY.labels(service, method).observe(time.perf_counter() - started)
+                elapsed = time.perf_counter() - started
+                GRPC_LATENCY.labels(service, method).observe(elapsed)
                 GRPC_HANDLED.labels(service, method, code.name).inc()
+                log.info(
+                    "grpc call",
+                    extra={
+                        "service": service,
+                        "method": method,
+                        "code": code.name,
+                        "duration_ms": round(elapsed * 1000, 3),
+                    },
+                )
+                REQUEST_ID.reset(token)
 
         return grpc.unary_unary_rpc_method_handler(
             wrapped,

@@ -1,6 +1,12 @@
-"""Prometheus metrics shared by every facegate server (defined once per process)."""
+"""Every Prometheus metric facegate records, defined once per process (the catalog is
+docs/operations.md). Servers record request metrics in one place each: the gRPC
+interceptor (facegate/grpcserver.py) and the REST app (gateway/rest/app.py)."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from prometheus_client import Counter, Histogram, start_http_server
 
@@ -20,6 +26,25 @@ GRPC_LATENCY = Histogram(
     ["service", "method"],
     buckets=LATENCY_BUCKETS,
 )
+HTTP_REQUESTS = Counter(
+    "facegate_http_requests_total",
+    "REST requests answered, by method, route template and HTTP status.",
+    ["method", "route", "status"],
+)
+HTTP_LATENCY = Histogram(
+    "facegate_http_request_seconds",
+    "Time from a REST request's arrival to its answer.",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+AUTH_FAILURES = Counter(
+    "facegate_auth_failures_total",
+    "REST requests refused before reaching the API, by reason.",
+    ["reason"],
+)
+RATE_LIMITED = Counter(
+    "facegate_rate_limited_total", "REST requests refused by the per-key rate limit (429)."
+)
 BATCH_SIZE = Histogram(
     "facegate_model_batch_size",
     "Items per model run (micro-batching).",
@@ -31,6 +56,35 @@ FACES_PER_IMAGE = Histogram(
     "Faces found per extracted image.",
     buckets=(0, 1, 2, 3, 5, 10, 20),
 )
+EXTRACTOR_STAGE = Histogram(
+    "facegate_extractor_stage_seconds",
+    "Time per extraction stage: decode, detect (model run and decoding), describe "
+    "(alignment, pose, embedding and quality of the kept faces).",
+    ["stage"],
+    buckets=LATENCY_BUCKETS,
+)
+MATCHER_SEARCH = Histogram(
+    "facegate_matcher_search_seconds",
+    "Time of one gallery search on a shard, by the path the planner chose.",
+    ["plan"],
+    buckets=LATENCY_BUCKETS,
+)
+JOB_RECORDS = Counter(
+    "facegate_job_records_total",
+    "Bulk job records handled by this process's workers, by outcome (success, failed, retried).",
+    ["outcome"],
+)
+JOBS_SUBMITTED = Counter("facegate_jobs_submitted_total", "Bulk jobs submitted.")
+
+
+@contextmanager
+def timed(histogram: Histogram, *labels: str) -> Iterator[None]:
+    """Observe the time the block takes, also when it raises."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        histogram.labels(*labels).observe(time.perf_counter() - started)
 
 
 def serve_metrics(port: int, host: str = "0.0.0.0") -> None:

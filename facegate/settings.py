@@ -174,6 +174,8 @@ class Settings:
     """Port of the NEC ID REST API."""
     metrics_port: int = 0
     """Prometheus /metrics port; 0 = no metrics endpoint."""
+    log_format: str = "json"
+    """Logs on stderr: ``json`` (one object per line, with request ids) or ``text``."""
     grpc_workers: int = 16
     extractor: ExtractorSettings = field(default_factory=ExtractorSettings)
     matcher: MatcherSettings = field(default_factory=MatcherSettings)

@@ -15,6 +15,7 @@ import numpy as np
 
 from extractor.scores import ScoreMap
 from facegate.errors import ErrorType, FacegateError
+from facegate.logs import request_metadata
 from facegate.v1 import (
     common_pb2,
     extractor_pb2,
@@ -75,7 +76,9 @@ class ExtractorClient:
 
     def _call(self, rpc: str, request: object) -> object:
         try:
-            return getattr(self._stub, rpc)(request, timeout=self._timeout_s)
+            return getattr(self._stub, rpc)(
+                request, timeout=self._timeout_s, metadata=request_metadata()
+            )
         except grpc.RpcError as error:
             raise _service_error("extractor", error) from None
 
@@ -93,7 +96,11 @@ class ExtractorClient:
             if min_quality is not None:
                 request.min_quality = min_quality
             requests.append(request)
-        pending = [self._stub.Extract.future(r, timeout=self._timeout_s) for r in requests]
+        metadata = request_metadata()
+        pending = [
+            self._stub.Extract.future(r, timeout=self._timeout_s, metadata=metadata)
+            for r in requests
+        ]
         faces: list[Face] = []
         try:
             for future in pending:
@@ -162,14 +169,22 @@ class MatcherClient:
 
     def clear_tag_bit(self, gallery_id: str, bit: int) -> None:
         request = matcher_pb2.MatcherClearTagBitRequest(gallery_id=gallery_id, bit=bit)
+        metadata = request_metadata()
         self._fan_out.call_all(
-            "ClearTagBit", lambda stub, timeout: stub.ClearTagBit.future(request, timeout=timeout)
+            "ClearTagBit",
+            lambda stub, timeout: stub.ClearTagBit.future(
+                request, timeout=timeout, metadata=metadata
+            ),
         )
 
     def drop_gallery(self, gallery_id: str) -> None:
         request = matcher_pb2.MatcherDropGalleryRequest(gallery_id=gallery_id)
+        metadata = request_metadata()
         self._fan_out.call_all(
-            "DropGallery", lambda stub, timeout: stub.DropGallery.future(request, timeout=timeout)
+            "DropGallery",
+            lambda stub, timeout: stub.DropGallery.future(
+                request, timeout=timeout, metadata=metadata
+            ),
         )
 
     def search(
@@ -184,10 +199,13 @@ class MatcherClient:
         request = matcher_pb2.MatcherSearchRequest(
             gallery_id=gallery_id, probes=[probe], k=k, threshold=threshold, tag_mask=tag_mask
         )
-        return list(self._fan_out.search(request).results[0].hits)
+        response = self._fan_out.search(request, metadata=request_metadata())
+        return list(response.results[0].hits)
 
     def _on_shard(self, index: int, rpc: str, request: object) -> None:
         try:
-            getattr(self._stubs[index], rpc)(request, timeout=self._timeout_s)
+            getattr(self._stubs[index], rpc)(
+                request, timeout=self._timeout_s, metadata=request_metadata()
+            )
         except grpc.RpcError as error:
             raise _service_error(f"matcher shard {index}", error) from None

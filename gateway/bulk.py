@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from facegate.errors import ErrorType, FacegateError
+from facegate.metrics import JOBS_SUBMITTED
 from gateway.deps import GatewayDeps, new_id
 from gateway.replication import now_ms
 from gateway.sources import SourceConfig, check_config, check_filename
@@ -114,6 +115,7 @@ class BulkJobs:
                 records=[(new_id(), r.filename, masks[r.tags]) for r in registrations],
                 now_ms=now_ms(),
             )
+        JOBS_SUBMITTED.inc()
         if self._work_arrived is not None:
             self._work_arrived.set()
         return batch_id

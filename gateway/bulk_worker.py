@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from google.protobuf import json_format
 
 from facegate.errors import ErrorType, FacegateError
+from facegate.metrics import JOB_RECORDS
 from facegate.settings import JobsSettings
 from gateway.backends import Face
 from gateway.bulk import BulkJobs
@@ -177,6 +178,7 @@ class BulkWorker:
                 face=face,
             )
         self._deps.replicator.push([change])
+        JOB_RECORDS.labels("success").inc()
 
     def _failed(self, job: JobRow, record: JobRecordRow, failure: _Failure) -> None:
         settings = self._settings
@@ -192,6 +194,7 @@ class BulkWorker:
                     next_attempt_ms=now_ms() + int(delay_s * 1000),
                     reason=failure.reason,
                 )
+                JOB_RECORDS.labels("retried").inc()
                 return
             reason = failure.reason
             if failure.transient:
@@ -207,6 +210,7 @@ class BulkWorker:
                 attributes_json="",
                 now_ms=now_ms(),
             )
+        JOB_RECORDS.labels("failed").inc()
 
     # ------------------------------------------------------------------- helpers
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -38,6 +39,7 @@ from typing import Any, Literal
 import hnswlib
 import numpy as np
 
+from facegate.metrics import MATCHER_SEARCH
 from matcher import projection, scan
 from matcher.rwlock import ReadWriteLock
 from matcher.tags import TagPostings
@@ -409,13 +411,17 @@ class Gallery:
         ``plan`` forces a path (benchmarks, tests); None lets the planner choose.
         """
         query = np.ascontiguousarray(probe, dtype=np.float32).reshape(self.dim)
+        started = time.perf_counter()
         with self._lock.read():
             found = self._scan(query, self._pending_matching(tag_mask), k, min_similarity)
             matching = self._matching(tag_mask, plan)
             if isinstance(matching, np.ndarray):
                 found.extend(self._scan(query, matching, k, min_similarity))
+                chosen: Plan = "exact"
             else:
                 found.extend(self._graph_search(query, k, min_similarity, tag_mask, matching))
+                chosen = "hnsw"
+            MATCHER_SEARCH.labels(chosen).observe(time.perf_counter() - started)
             found.sort(key=lambda pair: (-pair[1], self._event_ids[pair[0]]))
             return [Hit(self._event_ids[s], self._subject_ids[s], sim) for s, sim in found[:k]]
 

@@ -94,12 +94,18 @@ class FanOut:
         return len(self.stubs)
 
     def search(
-        self, request: matcher_pb2.MatcherSearchRequest, *, timeout_s: float | None = None
+        self,
+        request: matcher_pb2.MatcherSearchRequest,
+        *,
+        timeout_s: float | None = None,
+        metadata: tuple[tuple[str, str], ...] = (),
     ) -> matcher_pb2.MatcherSearchResponse:
         """The request on every shard, merged: the answer one shard holding every entry
-        would give."""
+        would give. ``metadata`` goes with every shard's call (the request id)."""
         responses = self.call_all(
-            "Search", lambda stub, timeout: stub.Search.future(request, timeout=timeout), timeout_s
+            "Search",
+            lambda stub, timeout: stub.Search.future(request, timeout=timeout, metadata=metadata),
+            timeout_s,
         )
         for index, response in enumerate(responses):
             if len(response.results) != len(request.probes):

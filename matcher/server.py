@@ -9,9 +9,13 @@ the same whether called over gRPC or in-process (tests, benchmarks).
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import grpc
+from prometheus_client.core import REGISTRY, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from facegate.grpcserver import add_health_and_reflection, bind, new_server
 from facegate.settings import Settings
@@ -143,8 +147,46 @@ def open_shard(settings: Settings) -> Shard:
     return Shard.open(shard_config(settings), known_models_from_manifest(settings.models))
 
 
+class ShardCollector(Collector):
+    """Per-gallery template counts of the shards this process serves, read at scrape
+    time (nothing to keep in step on writes)."""
+
+    def __init__(self) -> None:
+        self.shards: weakref.WeakSet[Shard] = weakref.WeakSet()
+
+    def collect(self) -> Iterator[Metric]:
+        templates = GaugeMetricFamily(
+            "facegate_matcher_templates",
+            "Live templates per gallery on this shard.",
+            labels=["shard", "gallery"],
+        )
+        deleted = GaugeMetricFamily(
+            "facegate_matcher_deleted_templates",
+            "Deleted templates not yet compacted away, per gallery on this shard.",
+            labels=["shard", "gallery"],
+        )
+        memory = GaugeMetricFamily(
+            "facegate_matcher_memory_bytes",
+            "Memory the shard's galleries hold (their own estimate).",
+            labels=["shard"],
+        )
+        for shard in list(self.shards):
+            index = str(shard.config.index)
+            stats = shard.gallery_stats()
+            for gallery_id, part in stats.items():
+                templates.add_metric([index, gallery_id], part.count)
+                deleted.add_metric([index, gallery_id], part.deleted)
+            memory.add_metric([index], sum(p.memory_bytes for p in stats.values()))
+        yield from (templates, deleted, memory)
+
+
+SHARD_COLLECTOR = ShardCollector()
+REGISTRY.register(SHARD_COLLECTOR)
+
+
 def create_server(settings: Settings, deps: MatcherDeps) -> tuple[grpc.Server, int]:
     """The Matcher server, bound but not started (``settings.matcher_port`` 0 = any)."""
+    SHARD_COLLECTOR.shards.add(deps.shard)
     server = new_server(workers=settings.grpc_workers, max_message_bytes=MAX_MESSAGE_BYTES)
     matcher_pb2_grpc.add_MatcherServicer_to_server(MatcherServicer(deps.shard), server)
     service_name = matcher_pb2.DESCRIPTOR.services_by_name["Matcher"].full_name

@@ -24,7 +24,7 @@ import numpy as np
 from extractor.scores import MAX_SCORE
 from facegate.errors import ErrorType, FacegateError, invalid_request
 from matcher.convert import write_from_log, write_to_log
-from matcher.gallery import EntryBatch, Gallery, IndexParams
+from matcher.gallery import EntryBatch, Gallery, GalleryStats, IndexParams
 from matcher.persist import fsync_path, load_gallery, save_gallery
 from matcher.results import ScoredHit, ShardStats
 from matcher.scoring import KnownModel
@@ -260,6 +260,10 @@ class Shard:
             memory_bytes=sum(p.memory_bytes for p in parts),
             params=self.config.params,
         )
+
+    def gallery_stats(self) -> dict[str, GalleryStats]:
+        """Each gallery's own counts (metrics)."""
+        return {gallery_id: g.stats() for gallery_id, g in list(self._galleries.items())}
 
     def snapshot(self) -> tuple[int, Path]:
         """Write every gallery to a new snapshot directory, then truncate the log."""

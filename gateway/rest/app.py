@@ -23,6 +23,8 @@ import grpc
 import orjson
 
 from facegate.errors import ErrorType, FacegateError
+from facegate.logs import REQUEST_ID, request_id_from, request_metadata
+from facegate.metrics import AUTH_FAILURES, HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
 from facegate.settings import RestSettings
 from facegate.v1 import (
     applications_pb2_grpc,
@@ -51,14 +53,14 @@ MISSING_TOKEN = "Missing Authentication Token"
 OPENAPI_PATH = "/openapi.json"
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
-    (b"access-control-expose-headers", b"content-type"),
+    (b"access-control-expose-headers", b"content-type, x-request-id"),
 ]
 PREFLIGHT_HEADERS = [
     (b"access-control-allow-methods", b"GET, POST, PUT, PATCH, DELETE, OPTIONS"),
     (
         b"access-control-allow-headers",
         b"authorization, content-type, x-amz-date, x-amz-security-token, x-api-key, "
-        b"x-amz-content-sha256",
+        b"x-amz-content-sha256, x-request-id",
     ),
     (b"access-control-max-age", b"600"),
 ]
@@ -80,6 +82,30 @@ class Reply:
     status: int
     body: object | None
     headers: Sequence[tuple[bytes, bytes]] = ()
+
+
+class _RouteLabel:
+    """The route template a request matched, for metrics ("unmatched" until known)."""
+
+    def __init__(self) -> None:
+        self.name = "unmatched"
+
+
+_AUTH_REASONS = (
+    (MISSING_TOKEN, "missing_token"),
+    ("Signature expired", "expired"),
+    ("Signature not yet current", "not_yet_current"),
+    ("The request signature we calculated", "signature_mismatch"),
+    ("The security token included", "invalid_token"),
+)
+
+
+def auth_failure_reason(message: str) -> str:
+    """A SigV4 refusal's message -> a short metric label."""
+    for prefix, reason in _AUTH_REASONS:
+        if message.startswith(prefix):
+            return reason
+    return "malformed"
 
 
 def error_reply(error: FacegateError) -> Reply:
@@ -117,12 +143,32 @@ class RestApp:
             return
         if scope["type"] != "http":
             return
+        started = time.perf_counter()
+        route = _RouteLabel()
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        request_id = request_id_from(given.decode("latin-1"))
+        REQUEST_ID.set(request_id)  # this request's task has its own context
         try:
-            reply = await self._handle(scope, receive)
+            reply = await self._handle(scope, receive, route)
         except Exception:
-            log.exception("unexpected failure answering %s %s", scope["method"], scope["path"])
+            log.exception("unexpected failure answering %s %s", scope["method"], route.name)
             reply = error_reply(FacegateError(ErrorType.INTERNAL, "Internal server error."))
-        await _send(send, reply)
+        try:
+            await _send(send, reply, request_id)
+        finally:
+            method = scope["method"]
+            elapsed = time.perf_counter() - started
+            HTTP_LATENCY.labels(method, route.name).observe(elapsed)
+            HTTP_REQUESTS.labels(method, route.name, str(reply.status)).inc()
+            log.info(
+                "http request",
+                extra={
+                    "method": method,
+                    "route": route.name,
+                    "status": reply.status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                },
+            )
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
@@ -135,9 +181,10 @@ class RestApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _handle(self, scope: Scope, receive: Receive) -> Reply:
+    async def _handle(self, scope: Scope, receive: Receive, route_label: _RouteLabel) -> Reply:
         method: str = scope["method"]
         if method == "OPTIONS":
+            route_label.name = "preflight"
             return Reply(204, None, PREFLIGHT_HEADERS)
         body = await _read_body(scope, receive, self._settings.max_body_bytes)
         if body is None:
@@ -149,14 +196,17 @@ class RestApp:
             )
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
         if method == "GET" and scope["path"] == OPENAPI_PATH:
+            route_label.name = OPENAPI_PATH
             return Reply(200, orjson.Fragment(self._openapi))
         path = raw_path.decode("latin-1")
         # SigV4 signs the normalised path, so "/a/x/../b" carries "/a/b"'s signature; a
         # path that normalisation would change is refused rather than routed elsewhere.
         found = None if _needs_normalising(path) else routes.match(method, path)
         if found is None:
+            AUTH_FAILURES.labels("unknown_route").inc()
             return forbidden(MISSING_TOKEN)
         route, raw_params = found
+        route_label.name = route.path
         try:
             # Routes match the path as sent, so an encoded "/" stays inside its segment.
             path_params = {k: unquote(v, errors="strict") for k, v in raw_params.items()}
@@ -165,7 +215,7 @@ class RestApp:
                 FacegateError(ErrorType.INVALID_REQUEST, "The path is not valid UTF-8.")
             )
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        metadata: list[tuple[str, str]] = []
+        metadata: list[tuple[str, str]] = list(request_metadata())
         rate_key = ""
         if route.auth != "none":
             signed = SignedRequest(
@@ -183,6 +233,7 @@ class RestApp:
                     region=self._settings.region,
                 )
             except SigV4Error as error:
+                AUTH_FAILURES.labels(auth_failure_reason(error.message)).inc()
                 return forbidden(error.message)
             secret = self._secrets.secret_for(credential.access_key_id) or ""
             metadata += [
@@ -193,10 +244,12 @@ class RestApp:
         if route.auth == "sigv4+apikey":
             api_key = next((v for k, v in headers if k.lower() == "x-api-key"), "")
             if not api_key:
+                AUTH_FAILURES.labels("missing_api_key").inc()
                 return forbidden("Forbidden")
             metadata.append((API_KEY_METADATA, api_key))
             rate_key = "key:" + api_key
         if rate_key and not self._limiter.allow(rate_key):
+            RATE_LIMITED.inc()
             return Reply(429, {"message": "Too Many Requests"})
         try:
             parsed = _parse_json(body) if body else None
@@ -217,6 +270,8 @@ class RestApp:
             )
         except grpc.RpcError as error:
             rebuilt = FacegateError.from_rpc_error(error)
+            if rebuilt.error_type is ErrorType.FORBIDDEN:
+                AUTH_FAILURES.labels("forbidden").inc()
             code = error.code() if isinstance(error, grpc.aio.AioRpcError) else None
             if code is grpc.StatusCode.DEADLINE_EXCEEDED:
                 rebuilt = FacegateError(
@@ -285,8 +340,8 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None
     return b"".join(chunks)
 
 
-async def _send(send: Send, reply: Reply) -> None:
-    headers = [*CORS_HEADERS, *reply.headers]
+async def _send(send: Send, reply: Reply, request_id: str) -> None:
+    headers = [*CORS_HEADERS, *reply.headers, (b"x-request-id", request_id.encode("ascii"))]
     payload = b""
     if reply.body is not None:
         payload = orjson.dumps(reply.body)

@@ -40,6 +40,7 @@ EXPECTED_RPCS = [
     ("Tags", "Delete"),  # DELETE /v1.1/tags/{name}
     ("Jobs", "BulkRegister"),  # POST /v1.1/jobs/bulkregister
     ("Jobs", "GetBulkRegisterProgress"),  # GET /v1.1/jobs/bulkregister/{batchId}[/{pagingId}]
+    ("Jobs", "SetBulkSource"),  # facegate only: where the gallery's jobs read files
     ("Health", "Check"),  # GET /v1.1/health
     ("Galleries", "List"),  # GET /api/galleries
     ("Galleries", "Get"),  # GET /api/galleries/{galleryId}

@@ -10,7 +10,10 @@ import pytest
 from facegate.settings import (
     ENV_PREFIX,
     ExtractorSettings,
+    GatewaySettings,
+    JobsSettings,
     MatcherSettings,
+    RestSettings,
     Settings,
     _from_env,
     default_data_dir,
@@ -88,7 +91,13 @@ def test_empty_tuple_variable_means_empty() -> None:
 
 def test_every_field_has_a_variable() -> None:
     """Each field is reachable from the environment under its documented name."""
-    sections = {"extractor": ExtractorSettings, "matcher": MatcherSettings}
+    sections: dict[str, type] = {
+        "extractor": ExtractorSettings,
+        "matcher": MatcherSettings,
+        "gateway": GatewaySettings,
+        "rest": RestSettings,
+        "jobs": JobsSettings,
+    }
     env = {ENV_PREFIX + f.name.upper(): "1" for f in fields(Settings) if f.name not in sections}
     for name, section in sections.items():
         env |= {f"{ENV_PREFIX}{name.upper()}_{f.name.upper()}": "1" for f in fields(section)}

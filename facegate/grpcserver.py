@@ -96,7 +96,12 @@ def new_server(*, workers: int, max_message_bytes: int) -> grpc.Server:
     )
 
 
-def add_health_and_reflection(server: grpc.Server, service_names: Iterable[str]) -> None:
+def add_health_and_reflection(
+    server: grpc.Server, service_names: Iterable[str]
+) -> health.HealthServicer:
+    """The standard health service (every name SERVING: a server is only created once
+    it can serve) and reflection; the health servicer, for servers whose readiness
+    changes later (the gateway's follows its dependencies)."""
     names = list(service_names)
     health_servicer = health.HealthServicer()
     for name in ("", *names):
@@ -105,6 +110,7 @@ def add_health_and_reflection(server: grpc.Server, service_names: Iterable[str])
     reflection.enable_server_reflection(
         (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
+    return health_servicer
 
 
 def bind(server: grpc.Server, host: str, port: int) -> int:

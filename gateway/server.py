@@ -33,6 +33,7 @@ from gateway.bulk_worker import BulkWorker
 from gateway.credentials import SecretBox, load_master_key
 from gateway.deps import GatewayDeps
 from gateway.enrolment import Enrolment
+from gateway.health import DependencyChecker, Readiness
 from gateway.replication import Replicator
 from gateway.search import Matching
 from gateway.servicers import (
@@ -50,6 +51,7 @@ from gateway.store.database import Database, open_database
 from gateway.tagging import Tagging
 from gateway.tenancy import Tenancy
 
+READINESS_INTERVAL_S = 2.0
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 """Two images of the REST body limit (10 MB of base64) fit comfortably."""
 
@@ -81,10 +83,13 @@ class Gateway:
 
     deps: GatewayDeps
     bulk: BulkJobs
+    checker: DependencyChecker
+    readiness: Readiness
     channels: list[grpc.Channel]
     worker: BulkWorker | None
 
     def close(self) -> None:
+        self.readiness.stop()
         if self.worker is not None:
             self.worker.stop()
         self.deps.replicator.stop()
@@ -127,7 +132,10 @@ def open_gateway(settings: Settings) -> Gateway:
             work_arrived=work_arrived,
         )
         worker.start()
-    return Gateway(deps, bulk, [extractor_channel, *matcher_channels], worker)
+    checker = DependencyChecker(database, extractor_channel, matcher_channels)
+    readiness = Readiness(checker)
+    readiness.start(READINESS_INTERVAL_S)
+    return Gateway(deps, bulk, checker, readiness, [extractor_channel, *matcher_channels], worker)
 
 
 def create_server(settings: Settings, gateway: Gateway) -> tuple[grpc.Server, int]:
@@ -145,8 +153,9 @@ def create_server(settings: Settings, gateway: Gateway) -> tuple[grpc.Server, in
     applications_pb2_grpc.add_ApplicationsServicer_to_server(
         ApplicationsServicer(callers, tenancy), server
     )
-    health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(tenancy), server)
+    health_pb2_grpc.add_HealthServicer_to_server(HealthServicer(gateway.checker), server)
     jobs_pb2_grpc.add_JobsServicer_to_server(JobsServicer(callers, gateway.bulk), server)
-    add_health_and_reflection(server, [service.full_name for service in PUBLIC_SERVICES])
+    names = [service.full_name for service in PUBLIC_SERVICES]
+    gateway.readiness.attach(add_health_and_reflection(server, names), names)
     port = bind(server, settings.host, settings.grpc_port)
     return server, port

@@ -35,6 +35,7 @@ from facegate.v1 import (
 )
 from gateway.bulk import BulkJobs, Registration
 from gateway.enrolment import Enrolment
+from gateway.health import OK, UNAVAILABLE, DependencyChecker
 from gateway.search import DEFAULT_LIMIT, DEFAULT_THRESHOLD, Matching
 from gateway.sources import SourceConfig
 from gateway.store.records import Application, EventRow, Gallery, JobRecordRow, Tenant
@@ -484,11 +485,17 @@ class ApplicationsServicer(applications_pb2_grpc.ApplicationsServicer):
 
 
 class HealthServicer(health_pb2_grpc.HealthServicer):
-    def __init__(self, tenancy: Tenancy) -> None:
-        self._tenancy = tenancy
+    def __init__(self, checker: DependencyChecker) -> None:
+        self._checker = checker
 
     def Check(
         self, request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext
     ) -> health_pb2.HealthCheckResponse:
-        self._tenancy.check_store()
-        return health_pb2.HealthCheckResponse(status="OK")
+        statuses = self._checker.check()
+        return health_pb2.HealthCheckResponse(
+            status=OK if all(s.ok for s in statuses) else UNAVAILABLE,
+            dependencies=[
+                health_pb2.DependencyHealth(name=s.name, status=s.status, detail=s.detail)
+                for s in statuses
+            ],
+        )

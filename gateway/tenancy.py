@@ -13,8 +13,7 @@ import hmac
 import math
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection
 
 from facegate.errors import ErrorType, FacegateError
 from gateway.credentials import (
@@ -89,14 +88,6 @@ def create_tenant(database: Database, box: SecretBox, name: str) -> NewTenant:
 class Tenancy:
     def __init__(self, deps: GatewayDeps) -> None:
         self._deps = deps
-
-    def check_store(self) -> None:
-        """Raises Unavailable when the store cannot be read."""
-        try:
-            with self._deps.database.read() as conn:
-                conn.execute(text("SELECT 1"))
-        except SQLAlchemyError as exc:
-            raise FacegateError(ErrorType.UNAVAILABLE, f"The store is unavailable: {exc}") from None
 
     # ------------------------------------------------------------------ tenants
 

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x61\x63\x65gate/v1/health.proto\x12\x0b\x66\x61\x63\x65gate.v1\"\x14\n\x12HealthCheckRequest\"%\n\x13HealthCheckResponse\x12\x0e\n\x06status\x18\x01 \x01(\t2T\n\x06Health\x12J\n\x05\x43heck\x12\x1f.facegate.v1.HealthCheckRequest\x1a .facegate.v1.HealthCheckResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18\x66\x61\x63\x65gate/v1/health.proto\x12\x0b\x66\x61\x63\x65gate.v1\"\x14\n\x12HealthCheckRequest\"Z\n\x13HealthCheckResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x33\n\x0c\x64\x65pendencies\x18\x02 \x03(\x0b\x32\x1d.facegate.v1.DependencyHealth\"@\n\x10\x44\x65pendencyHealth\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t2T\n\x06Health\x12J\n\x05\x43heck\x12\x1f.facegate.v1.HealthCheckRequest\x1a .facegate.v1.HealthCheckResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,7 +34,9 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HEALTHCHECKREQUEST']._serialized_start=41
   _globals['_HEALTHCHECKREQUEST']._serialized_end=61
   _globals['_HEALTHCHECKRESPONSE']._serialized_start=63
-  _globals['_HEALTHCHECKRESPONSE']._serialized_end=100
-  _globals['_HEALTH']._serialized_start=102
-  _globals['_HEALTH']._serialized_end=186
+  _globals['_HEALTHCHECKRESPONSE']._serialized_end=153
+  _globals['_DEPENDENCYHEALTH']._serialized_start=155
+  _globals['_DEPENDENCYHEALTH']._serialized_end=219
+  _globals['_HEALTH']._serialized_start=221
+  _globals['_HEALTH']._serialized_end=305
 # @@protoc_insertion_point(module_scope)

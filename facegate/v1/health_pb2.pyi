@@ -6,8 +6,10 @@ API key. (Process liveness and readiness for orchestrators is the standard
 grpc.health.v1.Health service, not this one.)
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -43,17 +45,57 @@ class HealthCheckResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     STATUS_FIELD_NUMBER: _builtins.int
+    DEPENDENCIES_FIELD_NUMBER: _builtins.int
     status: _builtins.str
-    """Service status: "OK" when the gateway can serve requests (NEC: status)."""
+    """Service status: "OK" when the gateway can serve requests, "UNAVAILABLE"
+    when a dependency it needs cannot be reached (NEC: status).
+    """
+    @_builtins.property
+    def dependencies(self) -> _containers.RepeatedCompositeFieldContainer[Global___DependencyHealth]:
+        """What the gateway depends on and whether each answers (facegate's own
+        addition to the NEC body: dependencies).
+        """
+
     def __init__(
         self,
         *,
         status: _builtins.str = ...,
+        dependencies: _abc.Iterable[Global___DependencyHealth] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dependencies", b"dependencies", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___HealthCheckResponse: _TypeAlias = HealthCheckResponse  # noqa: Y015
+
+@_typing.final
+class DependencyHealth(_message.Message):
+    """One dependency of the gateway in HealthCheckResponse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DETAIL_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """"store", "extractor", or "matcher-<i>" for shard i (REST: name)."""
+    status: _builtins.str
+    """"OK" or "UNAVAILABLE" (REST: status)."""
+    detail: _builtins.str
+    """Why it is unavailable; empty when OK (REST: detail)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        status: _builtins.str = ...,
+        detail: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["detail", b"detail", "name", b"name", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DependencyHealth: _TypeAlias = DependencyHealth  # noqa: Y015

@@ -329,7 +329,25 @@ _OPERATIONS: Mapping[tuple[str, str], _Operation] = {
     ("GET", "/v1.1/jobs/bulkregister/{batchId}/{pagingId}"): _Operation(
         "bulkRegisterProgressPage", {200: _JOB_PROGRESS}, not_found="Batch not found."
     ),
-    ("GET", "/v1.1/health"): _Operation("health", {200: _object({"status": _string()})}),
+    ("GET", "/v1.1/health"): _Operation(
+        "health",
+        {
+            200: _object(
+                {
+                    "status": _string() | {"description": "OK or UNAVAILABLE"},
+                    "dependencies": _array(
+                        _object(
+                            {
+                                "name": _string(),
+                                "status": _string() | {"description": "OK or UNAVAILABLE"},
+                                "detail": _string(),
+                            }
+                        )
+                    ),
+                }
+            )
+        },
+    ),
     ("GET", "/api/galleries"): _Operation(
         "listGalleries",
         {200: _object({"galleries": _array(_object(_GALLERY, galleries.GALLERY_LIST_KEYS))})},

@@ -294,4 +294,7 @@ def test_tenant_management(tenant_a: SignedClient) -> None:
     assert tenant_a.call("DELETE", f"/api/galleries/{gallery['id']}").status_code == 204
     assert tenant_a.with_api_key(first_key).call("GET", "/v1.1/tags").status_code == 403
     assert tenant_a.call("GET", f"/api/galleries/{gallery['id']}").status_code == 404
-    assert tenant_a.call("GET", "/v1.1/health").json() == {"status": "OK"}
+    health = tenant_a.call("GET", "/v1.1/health").json()
+    assert health["status"] == "OK"
+    assert [d["name"] for d in health["dependencies"]] == ["store", "extractor", "matcher-0"]
+    assert all(d["status"] == "OK" for d in health["dependencies"])

@@ -13,12 +13,15 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.dataset import faces_dir
 from facegate.settings import Settings
@@ -139,6 +142,23 @@ def topology(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Ite
         topology.stop_all()
 
 
+def wait_for_serving(topology: Topology, name: str, *, serving: bool) -> bool:
+    """Whether the service's standard gRPC health reaches the state within 15 s."""
+    wanted = (
+        health_pb2.HealthCheckResponse.SERVING
+        if serving
+        else health_pb2.HealthCheckResponse.NOT_SERVING
+    )
+    address = f"127.0.0.1:{topology.services[name].port}"
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for _ in range(75):
+            if stub.Check(health_pb2.HealthCheckRequest(), timeout=5).status == wanted:
+                return True
+            time.sleep(0.2)
+    return False
+
+
 def rest_client(topology: Topology, index: int, access: tuple[str, str]) -> SignedClient:
     return SignedClient(f"http://127.0.0.1:{topology.services[f'rest-{index}'].port}", *access)
 
@@ -192,6 +212,13 @@ def test_two_gateways_two_shards_one_store(topology: Topology) -> None:
             assert failed.status_code == 503, failed.text
             assert "matcher shard 1 of 2" in failed.json()["message"]
 
+        # Health says which dependency is down, and the gateways stop being ready.
+        health = second.call("GET", "/v1.1/health").json()
+        assert health["status"] == "UNAVAILABLE"
+        down = [d["name"] for d in health["dependencies"] if d["status"] != "OK"]
+        assert down == ["matcher-1"]
+        assert wait_for_serving(topology, "gateway-1", serving=False)
+
         # Restarted on the same port: its log brings every acknowledged entry back.
         topology.restart("matcher-1")
         for path, (subject_id, _) in registered.items():
@@ -201,6 +228,8 @@ def test_two_gateways_two_shards_one_store(topology: Topology) -> None:
                     break
             assert found.status_code == 200, found.text
             assert found.json()["candidates"][0]["id"] == subject_id
+        assert wait_for_serving(topology, "gateway-1", serving=True)
+        assert second.call("GET", "/v1.1/health").json()["status"] == "OK"
     finally:
         first.close()
         second.close()

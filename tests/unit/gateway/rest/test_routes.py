@@ -434,7 +434,23 @@ def test_tenant_responses_show_nec_fields_only() -> None:
 
 def test_health_renders_the_status() -> None:
     call = _build("GET", "/v1.1/health", {}, None)
-    assert call.render(health_pb2.HealthCheckResponse(status="OK")) == (200, {"status": "OK"})
+    response = health_pb2.HealthCheckResponse(
+        status="UNAVAILABLE",
+        dependencies=[
+            health_pb2.DependencyHealth(name="store", status="OK"),
+            health_pb2.DependencyHealth(name="matcher-1", status="UNAVAILABLE", detail="down"),
+        ],
+    )
+    assert call.render(response) == (
+        200,
+        {
+            "status": "UNAVAILABLE",
+            "dependencies": [
+                {"name": "store", "status": "OK", "detail": ""},
+                {"name": "matcher-1", "status": "UNAVAILABLE", "detail": "down"},
+            ],
+        },
+    )
 
 
 # ------------------------------------------------------------------ matching

@@ -1,0 +1,141 @@
+"""Whether the gateway can serve: its dependencies (the store, the extractor, every
+matcher shard), for /v1.1/health and for the gateway's own readiness.
+
+The extractor and matcher processes only open their ports once their models are loaded
+and their shard recovered, and answer the standard gRPC health check from then on, so a
+dependency that answers SERVING is ready. The gateway's standard health status follows
+its dependencies (checked every few seconds by :class:`Readiness`), so an orchestrator's
+readiness probe takes a gateway out of rotation while it cannot serve.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.store.database import Database
+
+log = logging.getLogger(__name__)
+
+CHECK_TIMEOUT_S = 2.0
+OK = "OK"
+UNAVAILABLE = "UNAVAILABLE"
+
+
+@dataclass(frozen=True)
+class DependencyStatus:
+    name: str
+    ok: bool
+    detail: str = ""
+
+    @property
+    def status(self) -> str:
+        return OK if self.ok else UNAVAILABLE
+
+
+class DependencyChecker:
+    def __init__(
+        self,
+        database: Database,
+        extractor: grpc.Channel,
+        matchers: Sequence[grpc.Channel],
+    ) -> None:
+        self._database = database
+        self._services = [("extractor", extractor)] + [
+            (f"matcher-{index}", channel) for index, channel in enumerate(matchers)
+        ]
+
+    def check(self) -> list[DependencyStatus]:
+        results = [self._store()]
+        pending = [
+            (
+                name,
+                health_pb2_grpc.HealthStub(channel).Check.future(
+                    health_pb2.HealthCheckRequest(), timeout=CHECK_TIMEOUT_S
+                ),
+            )
+            for name, channel in self._services
+        ]
+        for name, future in pending:
+            try:
+                answer = future.result()
+            except grpc.RpcError as error:
+                call: grpc.Call = error  # type: ignore[assignment]
+                results.append(
+                    DependencyStatus(name, False, f"{call.code().name}: {call.details()}")
+                )
+                continue
+            serving = answer.status == health_pb2.HealthCheckResponse.SERVING
+            detail = (
+                "" if serving else health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+            )
+            results.append(DependencyStatus(name, serving, detail))
+        return results
+
+    def _store(self) -> DependencyStatus:
+        try:
+            with self._database.read() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            return DependencyStatus("store", False, type(exc).__name__)
+        return DependencyStatus("store", True)
+
+
+class Readiness:
+    """Keeps a gRPC health servicer's statuses in step with the dependencies."""
+
+    def __init__(self, checker: DependencyChecker) -> None:
+        self._checker = checker
+        self._targets: list[tuple[health.HealthServicer, list[str]]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def attach(self, servicer: health.HealthServicer, service_names: Iterable[str]) -> None:
+        """Follow the dependencies on ``servicer`` from now on (checked at once)."""
+        self._targets.append((servicer, ["", *service_names]))
+        self.update()
+
+    def update(self) -> bool:
+        statuses = self._checker.check()
+        ready = all(s.ok for s in statuses)
+        serving = (
+            health_pb2.HealthCheckResponse.SERVING
+            if ready
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for servicer, names in self._targets:
+            for name in names:
+                servicer.set(name, serving)
+        if not ready:
+            down = ", ".join(f"{s.name} ({s.detail})" for s in statuses if not s.ok)
+            log.warning("not ready: %s unavailable", down)
+        return ready
+
+    def start(self, interval_s: float) -> None:
+        if self._thread is not None:
+            raise RuntimeError("readiness is already being watched")
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, args=(interval_s,), name="facegate-readiness", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self._thread = None
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            try:
+                self.update()
+            except Exception:
+                log.exception("readiness check failed")

@@ -10,6 +10,7 @@
                                a tenant with a new SigV4 key pair, printed once as JSON
     facegate bulk register --api-key KEY (--dir DIR | --s3 s3://BUCKET/PREFIX)
                                register a whole photo archive, with live progress
+    facegate matcher resync    rebuild the matcher shards from the store
 
 Settings come from ``FACEGATE_*`` environment variables and the flags below
 (docs/configuration.md). Failures of extract/verify print the NEC error JSON and exit 1;
@@ -257,6 +258,35 @@ def cmd_bulk_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_matcher_resync(args: argparse.Namespace) -> int:
+    """Send every active event in the store to the matcher shards the settings name
+    (FACEGATE_GATEWAY_MATCHER_ADDRESSES), placed by the current shard count."""
+    from gateway.backends import MatcherClient, open_channel
+    from gateway.resync import resync
+    from gateway.server import open_store
+
+    settings = _settings(args)
+    database, _ = open_store(settings)
+    channels = [open_channel(address) for address in settings.matcher_addresses]
+    try:
+        matcher = MatcherClient(channels, timeout_s=settings.gateway.call_timeout_s)
+        sent = resync(
+            database,
+            matcher,
+            progress=lambda n: print(f"\r{n} events sent", end="", file=sys.stderr, flush=True),
+        )
+    except FacegateError as error:
+        _print(error.nec_body())
+        return EXIT_FAILED
+    finally:
+        for channel in channels:
+            channel.close()
+        database.close()
+    print(file=sys.stderr)
+    _print({"events": sent, "shards": len(channels)})
+    return 0
+
+
 SERVICES = ("extractor", "matcher", "gateway", "rest")
 
 
@@ -463,6 +493,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("name")
     create.set_defaults(func=cmd_tenant_create)
+
+    matcher_tools = sub.add_parser("matcher", help="matcher maintenance").add_subparsers(
+        dest="matcher_command", required=True
+    )
+    resync_parser = matcher_tools.add_parser(
+        "resync",
+        parents=[common],
+        help="send every active event in the store to the matcher shards (after adding shards)",
+    )
+    resync_parser.set_defaults(func=cmd_matcher_resync)
 
     bulk = sub.add_parser("bulk", help="bulk registration jobs").add_subparsers(
         dest="bulk_command", required=True

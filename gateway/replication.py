@@ -31,7 +31,7 @@ from gateway.backends import MatcherClient
 from gateway.store import changes
 from gateway.store.database import Database
 from gateway.store.events import active_event
-from gateway.store.records import Change
+from gateway.store.records import Change, EventRow
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,19 @@ _REPLAY_BATCH = 500
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def matcher_entry(row: EventRow) -> matcher_pb2.MatcherEntry:
+    """The matcher's copy of an active event."""
+    entry = matcher_pb2.MatcherEntry(
+        gallery_id=row.gallery_id,
+        event_id=row.event_id,
+        subject_id=row.subject_id,
+        tag_mask=row.tag_mask,
+    )
+    entry.template.model_id = row.model_id
+    entry.template.embedding.extend(np.frombuffer(row.template, dtype="<f4").tolist())
+    return entry
 
 
 def record_change(
@@ -177,13 +190,5 @@ class Replicator:
             if row is None:
                 self._matcher.delete(gallery_id, [event_id])
                 return
-            vector = np.frombuffer(row.template, dtype="<f4")
-            entry = matcher_pb2.MatcherEntry(
-                gallery_id=gallery_id,
-                event_id=event_id,
-                subject_id=row.subject_id,
-                tag_mask=row.tag_mask,
-            )
-            entry.template.model_id = row.model_id
-            entry.template.embedding.extend(vector.tolist())
+            entry = matcher_entry(row)
             self._matcher.upsert([entry])

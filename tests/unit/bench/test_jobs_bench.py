@@ -17,6 +17,7 @@ from bench.jobs_report import (
     CpuSnapshot,
     cpu_delta,
     cpu_snapshot,
+    failure_kinds,
     latency,
     parse_task_stat,
     per_record_ms,
@@ -174,6 +175,7 @@ def test_render_lists_every_run_and_the_verdict() -> None:
     assert "| job claimer | 0.00 | 1.00 | 1.00 |" in text
     assert "| total | 12.00 | 15.00 | 15.00 |" in text
     assert "local 0.800: NOT met" in text
+    assert 'raw runs: 10 x "N faces were found". The local job: the same.' in text
     assert "local 0.800 x 1.000" in text
 
 
@@ -212,3 +214,16 @@ def test_weighted_latency_undoes_the_polls_bias() -> None:
     assert unweighted.p50_ms == 400.0
     with pytest.raises(ValueError, match="weight"):
         latency([1.0], [0.0])
+
+
+def test_failure_kinds_count_reasons_that_differ_in_numbers_only() -> None:
+    counts = {
+        "2 faces were found in the image.": 5,
+        "The face quality score 0.146 is below the minimum 0.45.": 1,
+        "3 faces were found in the image.": 2,
+        "The face quality score 0.3 is below the minimum 0.45.": 1,
+    }
+    assert failure_kinds(counts) == {
+        "N faces were found in the image.": 7,
+        "The face quality score N is below the minimum N.": 2,
+    }

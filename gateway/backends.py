@@ -40,6 +40,9 @@ def open_channel(address: str) -> grpc.Channel:
             ("grpc.initial_reconnect_backoff_ms", 100),
             ("grpc.min_reconnect_backoff_ms", 100),
             ("grpc.max_reconnect_backoff_ms", 2000),
+            # A name resolving to several pods (a headless Service: dns:///host:port)
+            # spreads calls over all of them instead of pinning one connection.
+            ("grpc.lb_policy_name", "round_robin"),
         ],
     )
 

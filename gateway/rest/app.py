@@ -294,6 +294,7 @@ class RestApp:
                 options=[
                     ("grpc.max_send_message_length", 64 * 1024 * 1024),
                     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                    ("grpc.lb_policy_name", "round_robin"),
                 ],
             )
         if service not in self._stubs:

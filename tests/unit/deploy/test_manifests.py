@@ -232,8 +232,12 @@ def test_service_addresses_lead_to_their_service(
 ) -> None:
     objects = rendered(overlay)
     env = env_of(workload(objects, user).pod_spec["containers"][0], objects)
-    host, port = env[variable].rsplit(":", 1)
+    address = env[variable]
+    # dns:/// so that gRPC resolves every pod of the headless Service and balances.
+    assert address.startswith("dns:///"), address
+    host, port = address.removeprefix("dns:///").rsplit(":", 1)
     service = named(objects, "Service", host)
+    assert service["spec"].get("clusterIP") == "None"
     assert int(port) in {p["port"] for p in service["spec"]["ports"]}
     assert selects(service["spec"]["selector"], workload(objects, target).pod_labels)
 

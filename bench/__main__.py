@@ -1,13 +1,13 @@
 """``make bench``: every benchmark, each writing its JSON and its docs section.
 
-python -m bench [--skip-models] [--skip-matcher]
+python -m bench [--skip-models] [--skip-matcher] [--skip-gateway]
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bench import compare_models, extractor_bench, matcher_bench
+from bench import compare_models, extractor_bench, gateway_bench, matcher_bench
 
 
 def main() -> int:
@@ -18,10 +18,17 @@ def main() -> int:
     parser.add_argument(
         "--skip-matcher", action="store_true", help="skip the matcher benchmark (1M templates)"
     )
+    parser.add_argument(
+        "--skip-gateway",
+        action="store_true",
+        help="skip the gateway benchmark (REST API end to end, 10k and 100k events)",
+    )
     args = parser.parse_args()
     status = extractor_bench.main([])
     if not args.skip_matcher:
         status |= matcher_bench.main([])
+    if not args.skip_gateway:
+        status |= gateway_bench.main([])
     if not args.skip_models:
         status |= compare_models.main([])
     return status

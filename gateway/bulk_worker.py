@@ -109,6 +109,9 @@ class BulkWorker:
 
     def _claim(self) -> int:
         """Claim as many records as there are free slots (waiting for one first)."""
+        with self._deps.database.read() as conn:
+            if not jobs.pending_job_ids(conn):
+                return 0  # idle: a read, so an idle worker never takes the write lock
         if not self._slots.acquire(timeout=_IDLE_POLL_S):
             return 1  # all busy: not idle, just full
         free = 1

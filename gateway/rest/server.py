@@ -61,7 +61,11 @@ class RestServer:
 
 def create_server(settings: Settings, deps: RestDeps) -> tuple[RestServer, int]:
     """The REST API, bound but not started (``settings.rest_port`` 0 = any)."""
-    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on connections whose
+    # listening socket says TCP; with protocol 0 every response waited ~40 ms for the
+    # client's delayed ACK (Nagle).
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.rest_port))
     sock.listen(1024)

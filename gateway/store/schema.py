@@ -118,7 +118,7 @@ events = Table(
     Column("last_updated_ms", BigInteger, nullable=False),
     CheckConstraint("status IN ('A', 'D')", name="status_values"),
     Index(None, "gallery_id", "last_updated_ms", "row_id"),
-    Index(None, "gallery_id", "subject_id", "status"),
+    Index(None, "gallery_id", "subject_id", "status", "last_updated_ms", "row_id"),
     Index(None, "gallery_id", "event_id", "status"),
     # At most one active row per event: an update retires the old row before adding one.
     Index(

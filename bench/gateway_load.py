@@ -1,0 +1,257 @@
+"""The gateway benchmark's load generator: concurrent clients of the REST API (each request
+signed fresh with botocore's SigV4, as NEC ID's SDKs do) or of the gateway's gRPC Face
+service, with latencies and throughput summarised.
+
+:func:`run_load` is meant to run in a separate process (bench/gateway_bench.py starts it
+with the "spawn" method), so the clients' Python work does not hold the server's GIL.
+One thread per client, each with its own HTTP connection or gRPC channel; the requests
+are handed out from one shared sequence, request ``i`` being ``calls[i % len(calls)]``.
+A request is signed (or its message built) before its timer starts, so latencies are
+the server's answer time as the client sees it; the wall time of a level covers
+signing too, as a real client's throughput would.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import numpy as np
+
+from facegate.v1 import face_pb2, face_pb2_grpc
+from tests.support.stack import SignedClient
+
+REST = "rest"
+GRPC = "grpc"
+_BARRIER_TIMEOUT_S = 600.0
+_MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and as whom the load generator calls."""
+
+    rest_url: str
+    grpc_address: str
+    access_key_id: str
+    secret_access_key: str
+    api_key: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """One REST request: method, path and JSON body (None: no body)."""
+
+    method: str
+    path: str
+    body: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    target: Target
+    protocol: str
+    """:data:`REST` or :data:`GRPC` (the same calls as Face.Search / Face.VerifySubject)."""
+    calls: tuple[Call, ...]
+    clients: int
+    requests: int
+    """Measured requests, over all clients."""
+    warmup: int
+    """Requests sent first by the same clients, not measured."""
+
+
+@dataclass(frozen=True)
+class LoadRun:
+    latencies_ms: tuple[float, ...]
+    """Measured requests' latencies, in completion order."""
+    wall_s: float
+    """From the first measured request's start to the last one's end."""
+    failures: dict[str, int]
+    """Answers other than success, by HTTP status or gRPC code."""
+
+
+@dataclass(frozen=True)
+class Level:
+    """The summary of one load level."""
+
+    clients: int
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    rps: float
+    failures: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "clients": self.clients,
+            "requests": self.requests,
+            "p50_ms": self.p50_ms,
+            "p99_ms": self.p99_ms,
+            "rps": self.rps,
+            "failures": self.failures,
+        }
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100, linear interpolation); ValueError when empty."""
+    if not values:
+        raise ValueError("no values")
+    if not 0.0 <= q <= 100.0:
+        raise ValueError(f"percentile {q} is outside 0..100")
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+def summarise(run: LoadRun, clients: int) -> Level:
+    """Median and 99th percentile latency, and requests per second over the wall time."""
+    if run.wall_s <= 0:
+        raise ValueError(f"wall time must be positive, not {run.wall_s}")
+    return Level(
+        clients=clients,
+        requests=len(run.latencies_ms),
+        p50_ms=percentile(run.latencies_ms, 50),
+        p99_ms=percentile(run.latencies_ms, 99),
+        rps=len(run.latencies_ms) / run.wall_s,
+        failures=sum(run.failures.values()),
+    )
+
+
+def grpc_request(call: Call) -> tuple[str, Any]:
+    """The Face rpc and message that a REST search or subject verify stands for."""
+    body = call.body or {}
+    probe = base64.b64decode(body.get("probe", ""))
+    if (call.method, call.path) == ("POST", "/v1.1/face/search"):
+        return "Search", face_pb2.FaceSearchRequest(probe=probe)
+    if (call.method, call.path) == ("POST", "/v1.1/face/verify") and "id" in body:
+        return "VerifySubject", face_pb2.FaceVerifySubjectRequest(id=body["id"], probe=probe)
+    raise ValueError(f"{call.method} {call.path} has no gRPC counterpart here")
+
+
+class _Sequence:
+    """Hands out request numbers 0..count-1 to the client threads."""
+
+    def __init__(self, count: int) -> None:
+        self._next = 0
+        self._count = count
+        self._lock = threading.Lock()
+
+    def take(self) -> int | None:
+        with self._lock:
+            if self._next >= self._count:
+                return None
+            self._next += 1
+            return self._next - 1
+
+
+class _RestClient:
+    def __init__(self, target: Target) -> None:
+        self._client = SignedClient(
+            target.rest_url, target.access_key_id, target.secret_access_key, api_key=target.api_key
+        )
+
+    def prepare(self, call: Call) -> Callable[[], str | None]:
+        """Sign the request now; the function sends it and returns its failure, if any."""
+        request = self._client.signed(call.method, call.path, call.body)
+
+        def send() -> str | None:
+            status = self._client.send(request).status_code
+            return None if status == 200 else f"http {status}"
+
+        return send
+
+    def close(self) -> None:
+        self._client.close()
+
+
+class _GrpcClient:
+    def __init__(self, target: Target) -> None:
+        self._channel = grpc.insecure_channel(
+            target.grpc_address,
+            options=[
+                ("grpc.max_send_message_length", _MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", _MAX_MESSAGE_BYTES),
+            ],
+        )
+        self._stub = face_pb2_grpc.FaceStub(self._channel)
+        self._metadata = (("x-api-key", target.api_key),)
+
+    def prepare(self, call: Call) -> Callable[[], str | None]:
+        rpc, message = grpc_request(call)
+        method = getattr(self._stub, rpc)
+
+        def send() -> str | None:
+            try:
+                method(message, metadata=self._metadata, timeout=60.0)
+            except grpc.RpcError as error:
+                return f"grpc {error.code().name}"
+            return None
+
+        return send
+
+    def close(self) -> None:
+        self._channel.close()
+
+
+def run_load(spec: LoadSpec) -> LoadRun:
+    """Send ``spec.warmup`` then ``spec.requests`` requests from ``spec.clients`` threads."""
+    if spec.clients < 1 or spec.requests < 1 or not spec.calls:
+        raise ValueError("a load needs clients, requests and calls")
+    if spec.protocol not in (REST, GRPC):
+        raise ValueError(f"unknown protocol {spec.protocol!r}")
+    warmup, measured = _Sequence(spec.warmup), _Sequence(spec.requests)
+    barrier = threading.Barrier(spec.clients + 1, timeout=_BARRIER_TIMEOUT_S)
+    latencies: list[float] = []
+    failures: Counter[str] = Counter()
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        try:
+            session = (
+                _RestClient(spec.target) if spec.protocol == REST else _GrpcClient(spec.target)
+            )
+        except BaseException as error:
+            errors.append(error)
+            barrier.abort()
+            return
+        try:
+            while (number := warmup.take()) is not None:
+                session.prepare(spec.calls[number % len(spec.calls)])()
+            barrier.wait()
+            while (number := measured.take()) is not None:
+                send = session.prepare(spec.calls[number % len(spec.calls)])
+                start = time.perf_counter()
+                failure = send()
+                elapsed_ms = (time.perf_counter() - start) * 1e3
+                with lock:
+                    latencies.append(elapsed_ms)
+                    if failure is not None:
+                        failures[failure] += 1
+        except threading.BrokenBarrierError:
+            pass
+        except BaseException as error:
+            errors.append(error)
+            barrier.abort()
+        finally:
+            session.close()
+
+    threads = [
+        threading.Thread(target=client, name=f"load-client-{i}") for i in range(spec.clients)
+    ]
+    for thread in threads:
+        thread.start()
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait()
+    start = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    wall_s = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return LoadRun(tuple(latencies), wall_s, dict(failures))

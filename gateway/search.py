@@ -95,8 +95,10 @@ class Matching:
         if not 1 <= limit <= MAX_K:
             raise FacegateError(ErrorType.INVALID_REQUEST, f"limit must be between 1 and {MAX_K}.")
         gallery_id = application.gallery_id
-        with self._deps.database.read() as conn:
-            mask = tags.tag_mask(conn, gallery_id, tag_names)
+        mask = 0
+        if tag_names:
+            with self._deps.database.read() as conn:
+                mask = tags.tag_mask(conn, gallery_id, tag_names)
         face = self._deps.extractor.single_face(probe, min_quality=None)
         hits = self._deps.matcher.search(
             gallery_id,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from facegate.errors import ErrorType, FacegateError
+from gateway.cache import TtlCache
 from gateway.credentials import (
     SecretBox,
     api_key_hint,
@@ -34,6 +35,8 @@ from gateway.store.records import Application, Gallery, Tenant
 FORBIDDEN_MESSAGE = "Forbidden"
 INVALID_TOKEN_MESSAGE = "The security token included in the request is invalid."
 MAX_NAME_LENGTH = 256
+ACCESS_TTL_S = 5.0
+ACCESS_CACHE_ENTRIES = 10_000
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,15 @@ def create_tenant(database: Database, box: SecretBox, name: str) -> NewTenant:
 class Tenancy:
     def __init__(self, deps: GatewayDeps) -> None:
         self._deps = deps
+        # Every gallery-scoped call looks up its tenant and application; a change made
+        # through another gateway is seen here within ACCESS_TTL_S (this gateway's own
+        # deletes and updates clear the caches at once).
+        self._secrets: TtlCache[str, tuple[Tenant, str] | None] = TtlCache(
+            ACCESS_TTL_S, ACCESS_CACHE_ENTRIES
+        )
+        self._applications: TtlCache[bytes, Application | None] = TtlCache(
+            ACCESS_TTL_S, ACCESS_CACHE_ENTRIES
+        )
 
     # ------------------------------------------------------------------ tenants
 
@@ -96,6 +108,9 @@ class Tenancy:
 
     def secret_for(self, access_key_id: str) -> tuple[Tenant, str] | None:
         """The tenant of an access key and its secret (for verifying a signature)."""
+        return self._secrets.get(access_key_id, lambda: self._load_secret(access_key_id))
+
+    def _load_secret(self, access_key_id: str) -> tuple[Tenant, str] | None:
         with self._deps.database.read() as conn:
             tenant = tenants.tenant_by_access_key(conn, access_key_id)
         if tenant is None:
@@ -117,11 +132,15 @@ class Tenancy:
         signed tenant presents another tenant's key."""
         if not api_key:
             raise FacegateError(ErrorType.FORBIDDEN, FORBIDDEN_MESSAGE)
-        with self._deps.database.read() as conn:
-            application = galleries.application_by_key_hash(conn, hash_api_key(api_key))
+        key_hash = hash_api_key(api_key)
+        application = self._applications.get(key_hash, lambda: self._load_application(key_hash))
         if application is None or (tenant is not None and application.tenant_id != tenant.id):
             raise FacegateError(ErrorType.FORBIDDEN, FORBIDDEN_MESSAGE)
         return application
+
+    def _load_application(self, key_hash: bytes) -> Application | None:
+        with self._deps.database.read() as conn:
+            return galleries.application_by_key_hash(conn, key_hash)
 
     # ---------------------------------------------------------------- galleries
 
@@ -209,6 +228,7 @@ class Tenancy:
             gallery = self._gallery(conn, tenant, gallery_id)
             galleries.delete_gallery(conn, gallery.id)
             drop = record_change(conn, gallery.id, KIND_DROP_GALLERY)
+        self._applications.clear()
         self._deps.replicator.push([drop])
 
     # ------------------------------------------------------------- applications
@@ -253,7 +273,7 @@ class Tenancy:
     ) -> Application:
         with self._deps.database.write() as conn:
             application = self._application(conn, tenant, application_id)
-            return galleries.update_application(
+            updated = galleries.update_application(
                 conn,
                 application.id,
                 name=None if name is None else _name(name, "name"),
@@ -262,11 +282,14 @@ class Tenancy:
                 if face_minimum_quality_score is None
                 else _quality(face_minimum_quality_score),
             )
+        self._applications.clear()
+        return updated
 
     def delete_application(self, tenant: Tenant, application_id: str) -> None:
         with self._deps.database.write() as conn:
             application = self._application(conn, tenant, application_id)
             galleries.delete_application(conn, application.id)
+        self._applications.clear()
 
     # ------------------------------------------------------------------ helpers
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from gateway.cache import TtlCache
 from gateway.credentials import SecretBox
 from gateway.store import tenants
 from gateway.store.database import Database
@@ -17,12 +16,6 @@ SECRET_TTL_S = 60.0
 """How long a looked-up secret is reused: tenants' keys never change in place, so this
 only bounds how long a deleted tenant's key keeps working on an already-warm shim."""
 _CACHE_ENTRIES = 10_000
-
-
-@dataclass(frozen=True)
-class TenantKey:
-    access_key_id: str
-    secret_access_key: str
 
 
 class SecretDirectory:
@@ -38,30 +31,17 @@ class SecretDirectory:
     ) -> None:
         self._database = database
         self._box = box
-        self._clock = clock
-        self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache: TtlCache[str, str | None] = TtlCache(SECRET_TTL_S, _CACHE_ENTRIES, clock=clock)
 
     def secret_for(self, access_key_id: str) -> str | None:
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(access_key_id)
-            if cached is not None and cached[0] > now:
-                self._cache.move_to_end(access_key_id)
-                return cached[1]
+        return self._cache.get(access_key_id, lambda: self._load(access_key_id))
+
+    def _load(self, access_key_id: str) -> str | None:
         with self._database.read() as conn:
             tenant = tenants.tenant_by_access_key(conn, access_key_id)
-        secret = (
-            None
-            if tenant is None
-            else self._box.open(tenant.secret_ciphertext, access_key_id=access_key_id)
-        )
-        with self._lock:
-            self._cache[access_key_id] = (now + SECRET_TTL_S, secret)
-            self._cache.move_to_end(access_key_id)
-            while len(self._cache) > _CACHE_ENTRIES:
-                self._cache.popitem(last=False)
-        return secret
+        if tenant is None:
+            return None
+        return self._box.open(tenant.secret_ciphertext, access_key_id=access_key_id)
 
 
 class RateLimiter:

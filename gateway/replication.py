@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 
 import numpy as np
 from sqlalchemy import Connection
@@ -161,21 +162,31 @@ class Replicator:
                     log.info("replayed %d committed changes to the matchers", applied)
 
     def _apply(self, pending: Sequence[Change]) -> None:
+        """In order, except that a run of event changes goes as one batch (one read, one
+        upsert per shard)."""
         applied: list[int] = []
         try:
+            run: list[Change] = []
             for change in pending:
+                if change.kind == KIND_EVENT:
+                    run.append(change)
+                    continue
+                if run:
+                    self._apply_events(run)
+                    applied += [c.id for c in run]
+                    run = []
                 self._apply_one(change)
                 applied.append(change.id)
+            if run:
+                self._apply_events(run)
+                applied += [c.id for c in run]
         finally:
             if applied:
                 with self._database.write() as conn:
                     changes.remove_changes(conn, applied)
 
     def _apply_one(self, change: Change) -> None:
-        if change.kind == KIND_EVENT:
-            assert change.event_id is not None
-            self._apply_event(change.gallery_id, change.event_id)
-        elif change.kind == KIND_CLEAR_TAG_BIT:
+        if change.kind == KIND_CLEAR_TAG_BIT:
             assert change.bit is not None
             self._matcher.clear_tag_bit(change.gallery_id, change.bit)
         elif change.kind == KIND_DROP_GALLERY:
@@ -183,12 +194,22 @@ class Replicator:
         else:
             raise ValueError(f"unknown change kind {change.kind!r}")
 
-    def _apply_event(self, gallery_id: str, event_id: str) -> None:
-        with self._stripes[hash(event_id) % _LOCK_STRIPES]:
+    def _apply_events(self, run: Sequence[Change]) -> None:
+        """Make the matchers hold what the store holds for these events: the active ones
+        upserted, the others deleted."""
+        keys = sorted({(c.gallery_id, c.event_id or "") for c in run})
+        stripes = sorted({hash(event_id) % _LOCK_STRIPES for _, event_id in keys})
+        with ExitStack() as held:
+            for stripe in stripes:  # in one order everywhere: no deadlock between pushes
+                held.enter_context(self._stripes[stripe])
             with self._database.read() as conn:
-                row = active_event(conn, gallery_id, event_id)
-            if row is None:
-                self._matcher.delete(gallery_id, [event_id])
-                return
-            entry = matcher_entry(row)
-            self._matcher.upsert([entry])
+                rows = {key: active_event(conn, *key) for key in keys}
+            upserts = [matcher_entry(row) for row in rows.values() if row is not None]
+            if upserts:
+                self._matcher.upsert(upserts)
+            gone: dict[str, list[str]] = {}
+            for (gallery_id, event_id), row in rows.items():
+                if row is None:
+                    gone.setdefault(gallery_id, []).append(event_id)
+            for gallery_id, event_ids in gone.items():
+                self._matcher.delete(gallery_id, event_ids)

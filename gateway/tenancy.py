@@ -62,13 +62,20 @@ def _name(value: str, what: str) -> str:
     return name
 
 
+# The value arrives as a protobuf float (32 bits): 0.45 is 0.44999998807907104 there.
+_FLOAT32_SLACK = 1e-6
+
+
 def _quality(value: float) -> float:
-    if not (math.isfinite(value) and MIN_QUALITY_FLOOR <= value <= 1.0):
+    """The quality minimum, at least 0.45 and at most 1 (as sent in float32)."""
+    if not (
+        math.isfinite(value) and MIN_QUALITY_FLOOR - _FLOAT32_SLACK <= value <= 1.0 + _FLOAT32_SLACK
+    ):
         raise FacegateError(
             ErrorType.INVALID_REQUEST,
             f"faceMinimumQualityScore must be between {MIN_QUALITY_FLOOR} and 1.",
         )
-    return value
+    return min(max(value, MIN_QUALITY_FLOOR), 1.0)
 
 
 def create_tenant(database: Database, box: SecretBox, name: str) -> NewTenant:

@@ -282,6 +282,10 @@ def test_tenant_management(tenant_a: SignedClient) -> None:
     assert (grown.status_code, grown.json()["size"]) == (200, 20)
     shrunk = tenant_a.call("PATCH", f"/api/galleries/{gallery['id']}", {"size": 5})
     assert shrunk.status_code == 400
+    edge = tenant_a.call(
+        "POST", "/api/galleries", {"name": "edge", "size": 5, "faceMinimumQualityScore": 0.45}
+    )
+    assert edge.status_code == 200, edge.text  # the floor itself is allowed
     low = tenant_a.call(
         "POST", "/api/galleries", {"name": "low", "size": 5, "faceMinimumQualityScore": 0.2}
     )

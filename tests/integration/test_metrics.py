@@ -72,8 +72,7 @@ def test_requests_auth_failures_and_stages_are_counted(stack: Stack) -> None:
     assert value("facegate_http_request_seconds_count", **route) == before["search_seconds"] + 1
     assert value("facegate_auth_failures_total", reason="missing_token") == before["missing"] + 1
     assert (
-        value("facegate_auth_failures_total", reason="signature_mismatch")
-        == before["mismatch"] + 1
+        value("facegate_auth_failures_total", reason="signature_mismatch") == before["mismatch"] + 1
     )
     assert value("facegate_rate_limited_total") == before["limited"] + 1
     assert value("facegate_extractor_stage_seconds_count", stage="decode") >= before["decode"] + 2

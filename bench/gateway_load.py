@@ -25,6 +25,7 @@ from typing import Any
 import grpc
 import numpy as np
 
+from facegate.logs import BACKEND_MS_METADATA
 from facegate.v1 import face_pb2, face_pb2_grpc
 from tests.support.stack import SignedClient
 
@@ -71,6 +72,12 @@ class LoadSpec:
 class LoadRun:
     latencies_ms: tuple[float, ...]
     """Measured requests' latencies, in completion order."""
+    own_ms: tuple[float, ...]
+    """For each successful measured request that reported it: its latency minus the time
+    the gateway spent waiting on the extractor and the matchers (REST: the
+    ``Server-Timing: backend`` header; gRPC: the ``facegate-backend-ms`` trailing
+    metadata), i.e. what the shim, the gateway and the transport added to that very
+    request."""
     wall_s: float
     """From the first measured request's start to the last one's end."""
     failures: dict[str, int]
@@ -87,6 +94,8 @@ class Level:
     p99_ms: float
     rps: float
     failures: int
+    own_p50_ms: float | None = None
+    """Median of :attr:`LoadRun.own_ms` (None: no request reported its backend time)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -96,6 +105,7 @@ class Level:
             "p99_ms": self.p99_ms,
             "rps": self.rps,
             "failures": self.failures,
+            "own_p50_ms": self.own_p50_ms,
         }
 
 
@@ -119,7 +129,20 @@ def summarise(run: LoadRun, clients: int) -> Level:
         p99_ms=percentile(run.latencies_ms, 99),
         rps=len(run.latencies_ms) / run.wall_s,
         failures=sum(run.failures.values()),
+        own_p50_ms=percentile(run.own_ms, 50) if run.own_ms else None,
     )
+
+
+def backend_ms(server_timing: str) -> float | None:
+    """The ``backend`` duration of a Server-Timing header, if it has one."""
+    for part in server_timing.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if name == "backend" and duration:
+            try:
+                return float(duration)
+            except ValueError:
+                return None
+    return None
 
 
 def grpc_request(call: Call) -> tuple[str, Any]:
@@ -155,13 +178,16 @@ class _RestClient:
             target.rest_url, target.access_key_id, target.secret_access_key, api_key=target.api_key
         )
 
-    def prepare(self, call: Call) -> Callable[[], str | None]:
-        """Sign the request now; the function sends it and returns its failure, if any."""
+    def prepare(self, call: Call) -> Callable[[], tuple[str | None, float | None]]:
+        """Sign the request now; the function sends it and returns its failure, if any,
+        and the backend time the answer reported."""
         request = self._client.signed(call.method, call.path, call.body)
 
-        def send() -> str | None:
-            status = self._client.send(request).status_code
-            return None if status == 200 else f"http {status}"
+        def send() -> tuple[str | None, float | None]:
+            response = self._client.send(request)
+            if response.status_code != 200:
+                return f"http {response.status_code}", None
+            return None, backend_ms(response.headers.get("server-timing", ""))
 
         return send
 
@@ -181,16 +207,20 @@ class _GrpcClient:
         self._stub = face_pb2_grpc.FaceStub(self._channel)
         self._metadata = (("x-api-key", target.api_key),)
 
-    def prepare(self, call: Call) -> Callable[[], str | None]:
+    def prepare(self, call: Call) -> Callable[[], tuple[str | None, float | None]]:
         rpc, message = grpc_request(call)
         method = getattr(self._stub, rpc)
 
-        def send() -> str | None:
+        def send() -> tuple[str | None, float | None]:
             try:
-                method(message, metadata=self._metadata, timeout=60.0)
+                _, answered = method.with_call(message, metadata=self._metadata, timeout=60.0)
             except grpc.RpcError as error:
-                return f"grpc {error.code().name}"
-            return None
+                return f"grpc {error.code().name}", None
+            trailing = dict(answered.trailing_metadata() or ())
+            try:
+                return None, float(trailing.get(BACKEND_MS_METADATA, ""))
+            except ValueError:
+                return None, None
 
         return send
 
@@ -207,6 +237,7 @@ def run_load(spec: LoadSpec) -> LoadRun:
     warmup, measured = _Sequence(spec.warmup), _Sequence(spec.requests)
     barrier = threading.Barrier(spec.clients + 1, timeout=_BARRIER_TIMEOUT_S)
     latencies: list[float] = []
+    own: list[float] = []
     failures: Counter[str] = Counter()
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -227,12 +258,14 @@ def run_load(spec: LoadSpec) -> LoadRun:
             while (number := measured.take()) is not None:
                 send = session.prepare(spec.calls[number % len(spec.calls)])
                 start = time.perf_counter()
-                failure = send()
+                failure, backend = send()
                 elapsed_ms = (time.perf_counter() - start) * 1e3
                 with lock:
                     latencies.append(elapsed_ms)
                     if failure is not None:
                         failures[failure] += 1
+                    elif backend is not None:
+                        own.append(elapsed_ms - backend)
         except threading.BrokenBarrierError:
             pass
         except BaseException as error:
@@ -254,4 +287,4 @@ def run_load(spec: LoadSpec) -> LoadRun:
     wall_s = time.perf_counter() - start
     if errors:
         raise errors[0]
-    return LoadRun(tuple(latencies), wall_s, dict(failures))
+    return LoadRun(tuple(latencies), tuple(own), wall_s, dict(failures))

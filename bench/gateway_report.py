@@ -14,7 +14,7 @@ from bench.report import replace_section
 SECTION = "gateway"
 
 
-def overheads(size: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]:
+def overheads(size: dict[str, Any]) -> tuple[dict[str, float | None], dict[str, float]]:
     """What the REST shim and the gateway add to the extractor and matcher, at p50 with one
     client, and the REST search against its peers (gRPC, the floor) as ratios."""
     extract = size["floor"]["extract"]["p50_ms"]
@@ -26,6 +26,11 @@ def overheads(size: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]
         "search_grpc_p50_ms": grpc_search - extract - match,
         "rest_shim_p50_ms": rest_search - grpc_search,
         "verify_p50_ms": size["rest"]["verify"]["1"]["p50_ms"] - extract,
+        # Per request (its latency minus its own extractor and matcher time, reported by
+        # the service): no subtraction of medians measured at other moments.
+        "search_paired_p50_ms": size["rest"]["search"]["1"].get("own_p50_ms"),
+        "search_grpc_paired_p50_ms": size["grpc"]["search"].get("own_p50_ms"),
+        "verify_paired_p50_ms": size["rest"]["verify"]["1"].get("own_p50_ms"),
     }
     ratios = {
         "rest_over_grpc_search_p50": rest_search / grpc_search,
@@ -35,11 +40,18 @@ def overheads(size: dict[str, Any]) -> tuple[dict[str, float], dict[str, float]]
 
 
 def target(sizes: dict[str, Any], limit: float) -> dict[str, Any]:
-    """The search overhead target, judged on the worst size (None when none ran)."""
+    """The search overhead target, judged on the worst size (None when none ran): the
+    paired per-request figure where the service reported its backend time, else the
+    difference of medians."""
     if not sizes:
         return {"met": None, "value": None, "limit": limit, "size": None}
-    worst = max(sizes.values(), key=lambda s: s["overhead"]["search_p50_ms"])
-    value = float(worst["overhead"]["search_p50_ms"])
+
+    def judged(size: dict[str, Any]) -> float:
+        paired = size["overhead"].get("search_paired_p50_ms")
+        return float(size["overhead"]["search_p50_ms"] if paired is None else paired)
+
+    worst = max(sizes.values(), key=judged)
+    value = judged(worst)
     return {"met": value <= limit, "value": value, "limit": limit, "size": worst["n"]}
 
 
@@ -86,7 +98,20 @@ def size_section(size: dict[str, Any]) -> str:
         f"{ratios['rest_over_grpc_search_p50']:.3f}x, / floor "
         f"{ratios['rest_over_floor_search_p50']:.3f}x. Failed requests: {_failures(levels)}.",
     ]
+    if over.get("search_paired_p50_ms") is not None:
+        lines += [
+            "",
+            "Per request (latency minus that request's own extractor and matcher time, which "
+            "the gateway reports: REST `Server-Timing: backend`, gRPC trailing metadata "
+            f"`facegate-backend-ms`), p50: REST search {over['search_paired_p50_ms']:.2f} ms, "
+            f"gRPC search {_ms(over.get('search_grpc_paired_p50_ms'))}, REST verify "
+            f"{_ms(over.get('verify_paired_p50_ms'))}.",
+        ]
     return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} ms"
 
 
 def cheap_section(cheap: dict[str, Any], cores: int) -> str:
@@ -133,7 +158,8 @@ def render(result: dict[str, Any]) -> str:
     verdict = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
     value = "-" if t["value"] is None else f"{t['value']:.2f} ms"
     parts.append(
-        f"Target: REST search overhead over extractor + matcher <= {t['limit']:g} ms at p50 "
+        f"Target: REST search overhead over extractor + matcher <= {t['limit']:g} ms at p50, "
+        "per request where the service reports its backend time "
         f"(worst size: {value}): {verdict}."
     )
     return "\n".join(parts)

@@ -14,7 +14,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from facegate.errors import ErrorType, FacegateError
-from facegate.logs import REQUEST_ID, REQUEST_ID_METADATA, request_id_from
+from facegate.logs import (
+    BACKEND_MS_METADATA,
+    BACKEND_SECONDS,
+    REQUEST_ID,
+    REQUEST_ID_METADATA,
+    request_id_from,
+)
 from facegate.metrics import GRPC_HANDLED, GRPC_LATENCY
 
 log = logging.getLogger(__name__)
@@ -45,8 +51,14 @@ class ErrorAndMetricsInterceptor(grpc.ServerInterceptor):
             code = grpc.StatusCode.OK
             given = dict(context.invocation_metadata() or ()).get(REQUEST_ID_METADATA)
             token = REQUEST_ID.set(request_id_from(given if isinstance(given, str) else None))
+            backend: list[float] = []
+            backend_token = BACKEND_SECONDS.set(backend)
             try:
-                return behavior(request, context)
+                response = behavior(request, context)
+                context.set_trailing_metadata(
+                    ((BACKEND_MS_METADATA, f"{sum(backend) * 1000:.3f}"),)
+                )
+                return response
             except FacegateError as error:
                 code = error.error_type.grpc_status
                 context.set_trailing_metadata(error.grpc_trailing_metadata())
@@ -74,6 +86,7 @@ class ErrorAndMetricsInterceptor(grpc.ServerInterceptor):
                         "duration_ms": round(elapsed * 1000, 3),
                     },
                 )
+                BACKEND_SECONDS.reset(backend_token)
                 REQUEST_ID.reset(token)
 
         return grpc.unary_unary_rpc_method_handler(

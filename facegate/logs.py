@@ -1,4 +1,6 @@
-"""Structured logs: one JSON object per line, with the id of the request being served.
+"""Structured logs: one JSON object per line, with the id of the request being served;
+and the request context that travels with it between services (its id, the time spent
+waiting on other services).
 
 The REST shim gives every request an id (the caller's ``x-request-id`` if it is a
 plausible id, else a new one), answers with it, and sends it on as gRPC metadata; every
@@ -14,12 +16,22 @@ import json
 import logging
 import re
 import sys
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
 REQUEST_ID_METADATA = "x-request-id"
 REQUEST_ID: ContextVar[str] = ContextVar("facegate_request_id", default="")
+BACKEND_MS_METADATA = "facegate-backend-ms"
+BACKEND_SECONDS: ContextVar[list[float] | None] = ContextVar(
+    "facegate_backend_seconds", default=None
+)
+"""Time the call being served spent waiting on other services (the gateway's calls to
+the extractor and the matchers), reported as trailing metadata and, by the REST shim,
+in a Server-Timing header: what the rest of a request's time is, is the service's own."""
 _PLAUSIBLE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 # Attributes every LogRecord has; anything else was passed with extra= and is logged.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
@@ -30,6 +42,18 @@ def request_id_from(candidate: str | None) -> str:
     if candidate and _PLAUSIBLE_ID.fullmatch(candidate):
         return candidate
     return uuid.uuid4().hex
+
+
+@contextmanager
+def backend_call() -> Iterator[None]:
+    """Count the block's time as time spent waiting on another service."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        spent = BACKEND_SECONDS.get()
+        if spent is not None:
+            spent.append(time.perf_counter() - started)
 
 
 def request_metadata() -> tuple[tuple[str, str], ...]:

@@ -15,7 +15,7 @@ import numpy as np
 
 from extractor.scores import ScoreMap
 from facegate.errors import ErrorType, FacegateError
-from facegate.logs import request_metadata
+from facegate.logs import backend_call, request_metadata
 from facegate.v1 import (
     common_pb2,
     extractor_pb2,
@@ -79,9 +79,10 @@ class ExtractorClient:
 
     def _call(self, rpc: str, request: object) -> object:
         try:
-            return getattr(self._stub, rpc)(
-                request, timeout=self._timeout_s, metadata=request_metadata()
-            )
+            with backend_call():
+                return getattr(self._stub, rpc)(
+                    request, timeout=self._timeout_s, metadata=request_metadata()
+                )
         except grpc.RpcError as error:
             raise _service_error("extractor", error) from None
 
@@ -100,22 +101,23 @@ class ExtractorClient:
                 request.min_quality = min_quality
             requests.append(request)
         metadata = request_metadata()
-        pending = [
-            self._stub.Extract.future(r, timeout=self._timeout_s, metadata=metadata)
-            for r in requests
-        ]
         faces: list[Face] = []
-        try:
-            for future in pending:
-                try:
-                    response = future.result()
-                except grpc.RpcError as error:
-                    raise _service_error("extractor", error) from None
-                face = response.faces[0]
-                faces.append(Face(face.attributes, face.template))
-        finally:
-            for future in pending:
-                future.cancel()
+        with backend_call():
+            pending = [
+                self._stub.Extract.future(r, timeout=self._timeout_s, metadata=metadata)
+                for r in requests
+            ]
+            try:
+                for future in pending:
+                    try:
+                        response = future.result()
+                    except grpc.RpcError as error:
+                        raise _service_error("extractor", error) from None
+                    face = response.faces[0]
+                    faces.append(Face(face.attributes, face.template))
+            finally:
+                for future in pending:
+                    future.cancel()
         return faces
 
     def all_faces(self, image: bytes, *, limit: int) -> list[common_pb2.FaceAttributes]:
@@ -202,13 +204,15 @@ class MatcherClient:
         request = matcher_pb2.MatcherSearchRequest(
             gallery_id=gallery_id, probes=[probe], k=k, threshold=threshold, tag_mask=tag_mask
         )
-        response = self._fan_out.search(request, metadata=request_metadata())
+        with backend_call():
+            response = self._fan_out.search(request, metadata=request_metadata())
         return list(response.results[0].hits)
 
     def _on_shard(self, index: int, rpc: str, request: object) -> None:
         try:
-            getattr(self._stubs[index], rpc)(
-                request, timeout=self._timeout_s, metadata=request_metadata()
-            )
+            with backend_call():
+                getattr(self._stubs[index], rpc)(
+                    request, timeout=self._timeout_s, metadata=request_metadata()
+                )
         except grpc.RpcError as error:
             raise _service_error(f"matcher shard {index}", error) from None

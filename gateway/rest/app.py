@@ -11,6 +11,7 @@ the NEC error format, never dropped.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -23,7 +24,7 @@ import grpc
 import orjson
 
 from facegate.errors import ErrorType, FacegateError
-from facegate.logs import REQUEST_ID, request_id_from, request_metadata
+from facegate.logs import BACKEND_MS_METADATA, REQUEST_ID, request_id_from, request_metadata
 from facegate.metrics import AUTH_FAILURES, HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
 from facegate.settings import RestSettings
 from facegate.v1 import (
@@ -53,7 +54,7 @@ MISSING_TOKEN = "Missing Authentication Token"
 OPENAPI_PATH = "/openapi.json"
 CORS_HEADERS = [
     (b"access-control-allow-origin", b"*"),
-    (b"access-control-expose-headers", b"content-type, x-request-id"),
+    (b"access-control-expose-headers", b"content-type, x-request-id, server-timing"),
 ]
 PREFLIGHT_HEADERS = [
     (b"access-control-allow-methods", b"GET, POST, PUT, PATCH, DELETE, OPTIONS"),
@@ -265,9 +266,11 @@ class RestApp:
         stub = self._stub(call.service)
         started = time.monotonic()
         try:
-            response = await getattr(stub, call.method)(
+            pending = getattr(stub, call.method)(
                 call.request, metadata=metadata, timeout=self._settings.request_timeout_s
             )
+            response = await pending
+            trailing = await pending.trailing_metadata()
         except grpc.RpcError as error:
             rebuilt = FacegateError.from_rpc_error(error)
             if rebuilt.error_type is ErrorType.FORBIDDEN:
@@ -284,8 +287,14 @@ class RestApp:
             ):
                 log.warning("gateway unavailable after %.3f s", time.monotonic() - started)
             return error_reply(rebuilt)
+        gateway_ms = (time.monotonic() - started) * 1000
+        # Server-Timing: the gateway call, and within it the extractor and matcher calls.
+        timing = f"gateway;dur={gateway_ms:.3f}"
+        backend = dict(trailing or ()).get(BACKEND_MS_METADATA)
+        with contextlib.suppress(TypeError, ValueError):
+            timing += f", backend;dur={float(backend):.3f}"  # type: ignore[arg-type]
         status, body = call.render(response)
-        return Reply(status, body)
+        return Reply(status, body, ((b"server-timing", timing.encode("ascii")),))
 
     def _stub(self, service: str) -> Any:
         if self._channel is None:

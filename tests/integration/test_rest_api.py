@@ -105,6 +105,10 @@ def test_full_scenario(gallery_a: SignedClient) -> None:
     # Search: the probe's subject first, its events grouped under it.
     found = client.call("POST", "/v1.1/face/search", {"probe": photo(OBAMA / "obama2.jpg")})
     assert found.status_code == 200, found.text
+    timings = dict(
+        part.strip().split(";dur=") for part in found.headers["server-timing"].split(",")
+    )
+    assert 0 < float(timings["backend"]) < float(timings["gateway"])
     candidates = found.json()["candidates"]
     assert candidates[0]["id"] == obama
     assert {e["id"] for e in candidates[0]["events"]} == {first_event, second_event}

@@ -45,7 +45,12 @@ def test_percentile_refuses_nonsense(values: list[float], q: float) -> None:
 
 
 def test_summarise_counts_requests_per_wall_second_and_failures() -> None:
-    run = LoadRun(latencies_ms=(10.0, 20.0, 30.0, 40.0), wall_s=2.0, failures={"http 404": 3})
+    run = LoadRun(
+        latencies_ms=(10.0, 20.0, 30.0, 40.0),
+        own_ms=(1.0, 2.0, 3.0),
+        wall_s=2.0,
+        failures={"http 404": 3},
+    )
     level = summarise(run, clients=8)
     assert level.to_dict() == {
         "clients": 8,
@@ -54,9 +59,10 @@ def test_summarise_counts_requests_per_wall_second_and_failures() -> None:
         "p99_ms": pytest.approx(39.7),
         "rps": 2.0,
         "failures": 3,
+        "own_p50_ms": 2.0,
     }
     with pytest.raises(ValueError, match="wall time"):
-        summarise(LoadRun((1.0,), 0.0, {}), clients=1)
+        summarise(LoadRun((1.0,), (), 0.0, {}), clients=1)
 
 
 def test_grpc_request_mirrors_search_and_subject_verify() -> None:
@@ -117,6 +123,9 @@ def test_overheads_subtract_the_floor_from_the_one_client_medians() -> None:
             "search_grpc_p50_ms": 2.0,  # 21 - 15 - 4
             "rest_shim_p50_ms": 1.0,  # 22 - 21
             "verify_p50_ms": 2.5,  # 17.5 - 15
+            "search_paired_p50_ms": None,  # no request reported its backend time
+            "search_grpc_paired_p50_ms": None,
+            "verify_paired_p50_ms": None,
         }
     )
     assert ratios == pytest.approx(
@@ -134,6 +143,10 @@ def test_target_is_judged_on_the_worst_size() -> None:
     }
     met = target({"10000": _size(10_000, 22.0)}, 3.0)
     assert (met["met"], met["size"]) == (True, 10_000)
+    # Where requests reported their backend time, the paired figure is the one judged.
+    paired = _size(10_000, 30.0)
+    paired["overhead"]["search_paired_p50_ms"] = 2.5
+    assert target({"10000": paired}, 3.0)["value"] == 2.5
     assert target({}, 3.0) == {"met": None, "value": None, "limit": 3.0, "size": None}
 
 

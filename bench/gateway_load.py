@@ -69,6 +69,15 @@ class LoadSpec:
 
 
 @dataclass(frozen=True)
+class Answer:
+    """One request's outcome: its failure (None: success) and the times it reported."""
+
+    failure: str | None
+    backend_ms: float | None = None
+    total_ms: float | None = None
+
+
+@dataclass(frozen=True)
 class LoadRun:
     latencies_ms: tuple[float, ...]
     """Measured requests' latencies, in completion order."""
@@ -76,12 +85,15 @@ class LoadRun:
     """For each successful measured request that reported it: its latency minus the time
     the gateway spent waiting on the extractor and the matchers (REST: the
     ``Server-Timing: backend`` header; gRPC: the ``facegate-backend-ms`` trailing
-    metadata), i.e. what the shim, the gateway and the transport added to that very
-    request."""
+    metadata), i.e. what the shim, the gateway, the transport and the client added to
+    that very request."""
     wall_s: float
     """From the first measured request's start to the last one's end."""
     failures: dict[str, int]
     """Answers other than success, by HTTP status or gRPC code."""
+    server_own_ms: tuple[float, ...] = ()
+    """REST only: ``Server-Timing`` total - backend, the service's own share measured
+    by the service (no client, no kernel, no loopback)."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +108,8 @@ class Level:
     failures: int
     own_p50_ms: float | None = None
     """Median of :attr:`LoadRun.own_ms` (None: no request reported its backend time)."""
+    server_own_p50_ms: float | None = None
+    """Median of :attr:`LoadRun.server_own_ms`."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +120,7 @@ class Level:
             "rps": self.rps,
             "failures": self.failures,
             "own_p50_ms": self.own_p50_ms,
+            "server_own_p50_ms": self.server_own_p50_ms,
         }
 
 
@@ -130,19 +145,21 @@ def summarise(run: LoadRun, clients: int) -> Level:
         rps=len(run.latencies_ms) / run.wall_s,
         failures=sum(run.failures.values()),
         own_p50_ms=percentile(run.own_ms, 50) if run.own_ms else None,
+        server_own_p50_ms=percentile(run.server_own_ms, 50) if run.server_own_ms else None,
     )
 
 
-def backend_ms(server_timing: str) -> float | None:
-    """The ``backend`` duration of a Server-Timing header, if it has one."""
-    for part in server_timing.split(","):
+def server_timing(header: str) -> dict[str, float]:
+    """The durations of a Server-Timing header by name (``total``, ``gateway``,
+    ``backend``)."""
+    found: dict[str, float] = {}
+    for part in header.split(","):
         name, _, duration = part.strip().partition(";dur=")
-        if name == "backend" and duration:
-            try:
-                return float(duration)
-            except ValueError:
-                return None
-    return None
+        try:
+            found[name] = float(duration)
+        except ValueError:
+            continue
+    return found
 
 
 def grpc_request(call: Call) -> tuple[str, Any]:
@@ -178,16 +195,17 @@ class _RestClient:
             target.rest_url, target.access_key_id, target.secret_access_key, api_key=target.api_key
         )
 
-    def prepare(self, call: Call) -> Callable[[], tuple[str | None, float | None]]:
+    def prepare(self, call: Call) -> Callable[[], Answer]:
         """Sign the request now; the function sends it and returns its failure, if any,
-        and the backend time the answer reported."""
+        and the times the answer reported."""
         request = self._client.signed(call.method, call.path, call.body)
 
-        def send() -> tuple[str | None, float | None]:
+        def send() -> Answer:
             response = self._client.send(request)
             if response.status_code != 200:
-                return f"http {response.status_code}", None
-            return None, backend_ms(response.headers.get("server-timing", ""))
+                return Answer(f"http {response.status_code}")
+            timing = server_timing(response.headers.get("server-timing", ""))
+            return Answer(None, timing.get("backend"), timing.get("total"))
 
         return send
 
@@ -207,20 +225,20 @@ class _GrpcClient:
         self._stub = face_pb2_grpc.FaceStub(self._channel)
         self._metadata = (("x-api-key", target.api_key),)
 
-    def prepare(self, call: Call) -> Callable[[], tuple[str | None, float | None]]:
+    def prepare(self, call: Call) -> Callable[[], Answer]:
         rpc, message = grpc_request(call)
         method = getattr(self._stub, rpc)
 
-        def send() -> tuple[str | None, float | None]:
+        def send() -> Answer:
             try:
                 _, answered = method.with_call(message, metadata=self._metadata, timeout=60.0)
             except grpc.RpcError as error:
-                return f"grpc {error.code().name}", None
+                return Answer(f"grpc {error.code().name}")
             trailing = dict(answered.trailing_metadata() or ())
             try:
-                return None, float(trailing.get(BACKEND_MS_METADATA, ""))
+                return Answer(None, float(trailing.get(BACKEND_MS_METADATA, "")))
             except ValueError:
-                return None, None
+                return Answer(None)
 
         return send
 
@@ -238,6 +256,7 @@ def run_load(spec: LoadSpec) -> LoadRun:
     barrier = threading.Barrier(spec.clients + 1, timeout=_BARRIER_TIMEOUT_S)
     latencies: list[float] = []
     own: list[float] = []
+    server_own: list[float] = []
     failures: Counter[str] = Counter()
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -258,14 +277,16 @@ def run_load(spec: LoadSpec) -> LoadRun:
             while (number := measured.take()) is not None:
                 send = session.prepare(spec.calls[number % len(spec.calls)])
                 start = time.perf_counter()
-                failure, backend = send()
+                answer = send()
                 elapsed_ms = (time.perf_counter() - start) * 1e3
                 with lock:
                     latencies.append(elapsed_ms)
-                    if failure is not None:
-                        failures[failure] += 1
-                    elif backend is not None:
-                        own.append(elapsed_ms - backend)
+                    if answer.failure is not None:
+                        failures[answer.failure] += 1
+                    elif answer.backend_ms is not None:
+                        own.append(elapsed_ms - answer.backend_ms)
+                        if answer.total_ms is not None:
+                            server_own.append(answer.total_ms - answer.backend_ms)
         except threading.BrokenBarrierError:
             pass
         except BaseException as error:
@@ -287,4 +308,4 @@ def run_load(spec: LoadSpec) -> LoadRun:
     wall_s = time.perf_counter() - start
     if errors:
         raise errors[0]
-    return LoadRun(tuple(latencies), tuple(own), wall_s, dict(failures))
+    return LoadRun(tuple(latencies), tuple(own), wall_s, dict(failures), tuple(server_own))

@@ -155,7 +155,7 @@ class RestApp:
             log.exception("unexpected failure answering %s %s", scope["method"], route.name)
             reply = error_reply(FacegateError(ErrorType.INTERNAL, "Internal server error."))
         try:
-            await _send(send, reply, request_id)
+            await _send(send, reply, request_id, started)
         finally:
             method = scope["method"]
             elapsed = time.perf_counter() - started
@@ -350,12 +350,21 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None
     return b"".join(chunks)
 
 
-async def _send(send: Send, reply: Reply, request_id: str) -> None:
-    headers = [*CORS_HEADERS, *reply.headers, (b"x-request-id", request_id.encode("ascii"))]
+async def _send(send: Send, reply: Reply, request_id: str, started: float) -> None:
+    """The answer, with ``Server-Timing: total`` = the time since the request arrived
+    (body read, checks, the gateway call, rendering: all this service's share)."""
+    headers = [*CORS_HEADERS, (b"x-request-id", request_id.encode("ascii"))]
     payload = b""
     if reply.body is not None:
         payload = orjson.dumps(reply.body)
         headers.append((b"content-type", b"application/json"))
+    timing = f"total;dur={(time.perf_counter() - started) * 1000:.3f}".encode("ascii")
+    for name, value in reply.headers:
+        if name == b"server-timing":
+            timing = value + b", " + timing
+        else:
+            headers.append((name, value))
+    headers.append((b"server-timing", timing))
     headers.append((b"content-length", str(len(payload)).encode()))
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

@@ -24,6 +24,7 @@ from bench.gateway_load import (
     grpc_request,
     percentile,
     run_load,
+    server_timing,
     summarise,
 )
 from bench.gateway_report import overheads, render, target
@@ -60,6 +61,7 @@ def test_summarise_counts_requests_per_wall_second_and_failures() -> None:
         "rps": 2.0,
         "failures": 3,
         "own_p50_ms": 2.0,
+        "server_own_p50_ms": None,
     }
     with pytest.raises(ValueError, match="wall time"):
         summarise(LoadRun((1.0,), (), 0.0, {}), clients=1)
@@ -124,6 +126,7 @@ def test_overheads_subtract_the_floor_from_the_one_client_medians() -> None:
             "rest_shim_p50_ms": 1.0,  # 22 - 21
             "verify_p50_ms": 2.5,  # 17.5 - 15
             "search_paired_p50_ms": None,  # no request reported its backend time
+            "search_server_p50_ms": None,
             "search_grpc_paired_p50_ms": None,
             "verify_paired_p50_ms": None,
         }
@@ -145,8 +148,20 @@ def test_target_is_judged_on_the_worst_size() -> None:
     assert (met["met"], met["size"]) == (True, 10_000)
     # Where requests reported their backend time, the paired figure is the one judged.
     paired = _size(10_000, 30.0)
-    paired["overhead"]["search_paired_p50_ms"] = 2.5
+    paired["overhead"]["search_paired_p50_ms"] = 3.5
+    assert target({"10000": paired}, 3.0)["value"] == 3.5
+    paired["overhead"]["search_server_p50_ms"] = 2.5  # the service's own measure wins
     assert target({"10000": paired}, 3.0)["value"] == 2.5
+
+
+def test_server_timing_header_is_parsed() -> None:
+    assert server_timing("gateway;dur=12.5, backend;dur=10.25, total;dur=14") == {
+        "gateway": 12.5,
+        "backend": 10.25,
+        "total": 14.0,
+    }
+    assert server_timing("") == {}
+    assert server_timing("backend;dur=x, total;dur=3") == {"total": 3.0}
     assert target({}, 3.0) == {"met": None, "value": None, "limit": 3.0, "size": None}
 
 

@@ -14,7 +14,6 @@ clear 503, tenant management and the other calls work) into a total one.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -23,6 +22,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.periodic import Periodic
 from gateway.store.database import Database
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class DependencyChecker:
             (
                 name,
                 health_pb2_grpc.HealthStub(channel).Check.future(
-                    health_pb2.HealthCheckRequest(), timeout=CHECK_TIMEOUT_S
+                    health_pb2.HealthCheckRequest(), timeout=CHECK_TIMEOUT_S, wait_for_ready=True
                 ),
             )
             for name, channel in self._services
@@ -99,8 +99,7 @@ class Readiness:
     def __init__(self, checker: DependencyChecker) -> None:
         self._checker = checker
         self._targets: list[tuple[health.HealthServicer, list[str]]] = []
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background = Periodic("facegate-readiness", self._refresh)
 
     def attach(self, servicer: health.HealthServicer, service_names: Iterable[str]) -> None:
         """Follow the dependencies on ``servicer`` from now on (checked at once)."""
@@ -123,24 +122,11 @@ class Readiness:
             log.warning("dependencies unavailable: %s", down)
         return ready
 
+    def _refresh(self) -> None:
+        self.update()
+
     def start(self, interval_s: float) -> None:
-        if self._thread is not None:
-            raise RuntimeError("readiness is already being watched")
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(interval_s,), name="facegate-readiness", daemon=True
-        )
-        self._thread.start()
+        self._background.start(interval_s)
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-
-    def _run(self, interval_s: float) -> None:
-        while not self._stop.wait(interval_s):
-            try:
-                self.update()
-            except Exception:
-                log.exception("readiness check failed")
+        self._background.stop()

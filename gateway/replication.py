@@ -29,6 +29,7 @@ from sqlalchemy import Connection
 from facegate.errors import FacegateError
 from facegate.v1 import matcher_pb2
 from gateway.backends import MatcherClient
+from gateway.periodic import Periodic
 from gateway.store import changes
 from gateway.store.database import Database
 from gateway.store.events import active_event
@@ -94,8 +95,7 @@ class Replicator:
         # requests doing that for the same event must not interleave, or an older read
         # could be written last. Striped locks bound the memory.
         self._stripes = [threading.Lock() for _ in range(_LOCK_STRIPES)]
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._background: Periodic | None = None
 
     def push(self, pending: Sequence[Change]) -> bool:
         """Apply the changes a request just committed. False when a matcher could not be
@@ -113,10 +113,10 @@ class Replicator:
         number applied. Raises the first matcher failure after applying what it could."""
         applied = 0
         while True:
+            # min_age_ms 0 means every pending change, even one of this millisecond.
+            older_than = self._clock_ms() - min_age_ms if min_age_ms else None
             with self._database.read() as conn:
-                batch = changes.pending_changes(
-                    conn, _REPLAY_BATCH, older_than_ms=self._clock_ms() - min_age_ms
-                )
+                batch = changes.pending_changes(conn, _REPLAY_BATCH, older_than_ms=older_than)
             if not batch:
                 return applied
             self._apply(batch)
@@ -134,32 +134,24 @@ class Replicator:
     def start(self, interval_s: float) -> None:
         """Replay in the background every ``interval_s`` (changes older than that: newer
         ones are still being pushed by their requests)."""
-        if self._thread is not None:
-            raise RuntimeError("the replicator is already running")
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(interval_s,), name="facegate-replicator", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-            self._thread = None
-
-    def _run(self, interval_s: float) -> None:
         min_age_ms = int(interval_s * 1000)
-        while not self._stop.wait(interval_s):
+
+        def step() -> None:
             try:
                 applied = self.replay(min_age_ms=min_age_ms)
             except FacegateError as error:
                 log.warning("replay to the matchers failed, will retry: %s", error.message)
-            except Exception:
-                log.exception("replay to the matchers failed, will retry")
-            else:
-                if applied:
-                    log.info("replayed %d committed changes to the matchers", applied)
+                return
+            if applied:
+                log.info("replayed %d committed changes to the matchers", applied)
+
+        self._background = Periodic("facegate-replicator", step)
+        self._background.start(interval_s)
+
+    def stop(self) -> None:
+        if self._background is not None:
+            self._background.stop()
+            self._background = None
 
     def _apply(self, pending: Sequence[Change]) -> None:
         """In order, except that a run of event changes goes as one batch (one read, one

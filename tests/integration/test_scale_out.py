@@ -231,6 +231,10 @@ def test_two_gateways_two_shards_one_store(topology: Topology) -> None:
             assert found.status_code == 200, found.text
             assert found.json()["candidates"][0]["id"] == subject_id
         assert wait_for_serving(topology, "gateway-1", serving=True)
+        for _ in range(25):  # each gateway's channel to the shard reconnects on its own
+            if second.call("GET", "/v1.1/health").json()["status"] == "OK":
+                break
+            time.sleep(0.2)
         assert second.call("GET", "/v1.1/health").json()["status"] == "OK"
     finally:
         first.close()

@@ -78,6 +78,11 @@ class IndexParams:
     """Pending entries moved into the graph per write-lock hold."""
     compact_ratio: float = 0.25
     """Rebuild the graph once dead entries exceed this share of it."""
+    refit_growth: float = 4.0
+    """Rebuild the graph (refitting its projection) once it holds this many times the
+    entries its projection was fitted on: a projection fitted on a gallery's first
+    entries must not decide forever which directions later entries are searched along.
+    Geometric, so all rebuilds together cost about a third of one build. 0 = never."""
 
 
 @dataclass(frozen=True)
@@ -168,6 +173,9 @@ class Gallery:
         self._dead = 0
         self._id_bytes = 0
         self._projection: np.ndarray | None = None
+        self._fitted_on = 0
+        """Live entries when the projection was fitted (growth past refit_growth times
+        this triggers a rebuild)."""
         self._index: Any = None  # hnswlib.Index once the gallery is large enough
         self._grow(INITIAL_CAPACITY)
 
@@ -297,6 +305,7 @@ class Gallery:
                     return 0
                 pending = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
                 self._projection = self._fit_projection(pending)
+                self._fitted_on = len(pending)
                 self._index = self._new_graph(len(pending), self._projection)
             slots = list(self._pending)[:limit]
             if not slots:
@@ -330,7 +339,12 @@ class Gallery:
         if self._index is None:
             return False
         count = self._index.get_current_count()
-        return (
+        grown = (
+            self._projection is not None
+            and self.params.refit_growth > 0
+            and count - self._dead >= self.params.refit_growth * max(self._fitted_on, 1)
+        )
+        return grown or (
             self._dead >= MIN_DEAD_FOR_COMPACTION and self._dead > self.params.compact_ratio * count
         )
 
@@ -375,6 +389,7 @@ class Gallery:
                 self._free.extend(int(s) for s in freed)
                 self._index = fresh
                 self._projection = matrix
+                self._fitted_on = len(slots)
                 self._dead = len(died)
                 self._postings.rebuild(self._search_masks[: self._next_slot])
             return True
@@ -560,6 +575,8 @@ class Gallery:
         gallery._dead = state.dead
         gallery._postings.rebuild(gallery._search_masks[:n])
         gallery._projection = state.projection
+        # Snapshots do not keep the fit's size: count growth from this start.
+        gallery._fitted_on = int(np.count_nonzero(searchable))
         if state.index_capacity:
             dims = state.dim if state.projection is None else state.projection.shape[1]
             graph = hnswlib.Index(space="ip", dim=dims)

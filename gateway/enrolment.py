@@ -45,7 +45,18 @@ def require_id(value: str, what: str) -> str:
         raise FacegateError(
             ErrorType.INVALID_REQUEST, f"{what} must be 1 to {MAX_ID_LENGTH} characters."
         )
+    require_printable(value, what)
     return value
+
+
+def require_printable(value: str, what: str, *, free_text: bool = False) -> None:
+    """No control characters (PostgreSQL refuses NUL in text; none belongs in an id or a
+    name); ``free_text`` (descriptions) may hold tabs and line breaks."""
+    allowed = "\t\n\r" if free_text else ""
+    if any((ord(c) < 32 or ord(c) == 127) and c not in allowed for c in value):
+        raise FacegateError(
+            ErrorType.INVALID_REQUEST, f"{what} must not contain control characters."
+        )
 
 
 def subject_not_found(subject_id: str) -> FacegateError:

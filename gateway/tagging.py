@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from facegate.errors import ErrorType, FacegateError
 from gateway.deps import GatewayDeps
+from gateway.enrolment import require_printable
 from gateway.replication import KIND_CLEAR_TAG_BIT, now_ms, record_change
 from gateway.store import tags
 from gateway.store.records import Application
@@ -17,6 +18,7 @@ MAX_TAG_LENGTH = 128
 
 
 def _tag_name(name: str, what: str = "name") -> str:
+    require_printable(name, what)
     if not name.strip():
         raise FacegateError(ErrorType.INVALID_REQUEST, f"{what} must not be empty.")
     if len(name) > MAX_TAG_LENGTH:

@@ -26,6 +26,7 @@ from gateway.credentials import (
     new_secret_access_key,
 )
 from gateway.deps import MIN_QUALITY_FLOOR, GatewayDeps, new_id
+from gateway.enrolment import require_printable
 from gateway.replication import KIND_DROP_GALLERY, now_ms, record_change
 from gateway.store import galleries, tenants
 from gateway.store.database import Database
@@ -52,6 +53,7 @@ class NewApplication:
 
 
 def _name(value: str, what: str) -> str:
+    require_printable(value, what)
     name = value.strip()
     if not name:
         raise FacegateError(ErrorType.INVALID_REQUEST, f"{what} must not be empty.")
@@ -171,6 +173,7 @@ class Tenancy:
     ) -> tuple[Gallery, NewApplication]:
         """A gallery and a first application (named like it) to reach it."""
         name = _name(name, "name")
+        require_printable(description, "description", free_text=True)
         if size < 1:
             raise FacegateError(ErrorType.INVALID_REQUEST, "size must be at least 1.")
         quality = _quality(
@@ -210,6 +213,8 @@ class Tenancy:
         description: str | None,
         size: int | None,
     ) -> Gallery:
+        if description is not None:
+            require_printable(description, "description", free_text=True)
         with self._deps.database.write() as conn:
             gallery = self._gallery(conn, tenant, gallery_id)
             if size is not None and size < gallery.size:
@@ -258,6 +263,7 @@ class Tenancy:
         face_minimum_quality_score: float | None,
     ) -> NewApplication:
         name = _name(name, "name")
+        require_printable(description, "description", free_text=True)
         with self._deps.database.write() as conn:
             gallery = self._gallery(conn, tenant, gallery_id)
             quality = _quality(
@@ -278,6 +284,8 @@ class Tenancy:
         description: str | None,
         face_minimum_quality_score: float | None,
     ) -> Application:
+        if description is not None:
+            require_printable(description, "description", free_text=True)
         with self._deps.database.write() as conn:
             application = self._application(conn, tenant, application_id)
             updated = galleries.update_application(

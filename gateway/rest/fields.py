@@ -219,6 +219,8 @@ def read_query(inputs: Inputs, query: Mapping[str, Sequence[str]]) -> Values:
         if row.kind == "integer":
             if _INTEGER_TEXT.fullmatch(text) is None:
                 raise invalid_request(f"{row.name} must be an integer.")
+            if len(text) > 12:  # past int32 anyway; int() of thousands of digits fails
+                raise invalid_request(f"{row.name} is out of range.")
             parsed[row.name] = int(text)
         elif row.kind in ("string", "choice"):
             parsed[row.name] = text

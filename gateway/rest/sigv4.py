@@ -37,6 +37,7 @@ MAX_PRESIGNED_EXPIRES = 604800
 _ISO_BASIC = "%Y%m%dT%H%M%SZ"
 _AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z", re.ASCII)
 _DIGITS = re.compile(r"-?[0-9]+", re.ASCII)
+_ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9]{1,128}", re.ASCII)
 _PAIR_SEPARATORS = re.compile(r"[\s,]+")
 _HEADER_PARAMS = ("Credential", "Signature", "SignedHeaders")
 _QUERY_PARAMS = (
@@ -184,7 +185,9 @@ def verify(
         )
     scope = _check_scope(claim, region, service)
     access_key_id, date, scope_region, scope_service = scope
-    secret = secret_for(access_key_id)
+    # Access key ids are short and alphanumeric: anything else is unknown without a
+    # lookup (no store query, no cache entry for junk).
+    secret = secret_for(access_key_id) if _ACCESS_KEY_ID.fullmatch(access_key_id) else None
     if secret is None:
         raise SigV4Error(INVALID_TOKEN)
     token = _session_token(headers, pairs, claim.signed_headers)
@@ -313,13 +316,14 @@ def _parse_amz_date(value: str) -> datetime:
 def _parse_http_date(value: str) -> datetime:
     try:
         parsed = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: year 9999 west of UTC
         raise SigV4Error(f"Date must be in RFC 1123 format. Got '{value}'.") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def _parse_expires(value: str) -> int:
-    if not _DIGITS.fullmatch(value):
+    # At most 12 digits: int() of thousands of digits is refused by Python (and slow).
+    if len(value) > 12 or not _DIGITS.fullmatch(value):
         raise SigV4Error("X-Amz-Expires should be a number")
     expires = int(value)
     if expires < 0:

@@ -18,6 +18,9 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DataError
+
+from facegate.errors import ErrorType, FacegateError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -49,7 +52,7 @@ class Database:
         deferred transaction that reads and then writes can fail with "database is
         locked" when another writer got there in between, whatever the busy timeout.
         """
-        with self.engine.connect() as conn:
+        with _refused_values(), self.engine.connect() as conn:
             conn.execution_options(**{_SQLITE_BEGIN: "BEGIN IMMEDIATE"})
             with conn.begin():
                 yield conn
@@ -61,7 +64,7 @@ class Database:
         Always rolled back, so nothing written through it persists; PostgreSQL also refuses
         writes in it.
         """
-        with self.engine.connect() as conn:
+        with _refused_values(), self.engine.connect() as conn:
             conn.begin()
             try:
                 if self.dialect == "postgresql":
@@ -75,6 +78,18 @@ class Database:
     def close(self) -> None:
         """Closes every pooled connection; the object is unusable afterwards."""
         self.engine.dispose()
+
+
+@contextmanager
+def _refused_values() -> Iterator[None]:
+    """A value the database refuses (PostgreSQL: a NUL in text, a number out of range)
+    came from a request: the caller's error, not the service's."""
+    try:
+        yield
+    except DataError as exc:
+        raise FacegateError(
+            ErrorType.INVALID_REQUEST, "A value in the request cannot be stored or searched."
+        ) from exc
 
 
 def open_database(url: str) -> Database:

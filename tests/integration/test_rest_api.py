@@ -286,6 +286,13 @@ def test_tenant_management(tenant_a: SignedClient) -> None:
     assert (grown.status_code, grown.json()["size"]) == (200, 20)
     shrunk = tenant_a.call("PATCH", f"/api/galleries/{gallery['id']}", {"size": 5})
     assert shrunk.status_code == 400
+    # Bad values are the caller's error on both stores (PostgreSQL refuses NUL in text).
+    for bad in (
+        tenant_a.call("POST", "/api/galleries", {"name": "n", "size": 5, "description": "a\u0000"}),
+        tenant_a.call("POST", "/api/galleries", {"name": "a\u0000b", "size": 5}),
+        tenant_a.call("GET", "/v1.1/subjects", query={"start": "9" * 5000}),
+    ):
+        assert bad.status_code in (400, 403), bad.text
     edge = tenant_a.call(
         "POST", "/api/galleries", {"name": "edge", "size": 5, "faceMinimumQualityScore": 0.45}
     )

@@ -139,3 +139,30 @@ def test_any_input_is_verified_or_refused_with_a_message(
     with pytest.raises(SigV4Error) as refused:
         verify(request, secret_for=lambda _key: "secret", now=SOME_TIME, region=REGION)
     assert refused.value.message
+
+
+def test_absurd_values_are_refused_not_crashed() -> None:
+    """Found by review: these raised past the verifier (HTTP 500)."""
+    now = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+    base = (
+        b"X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20261128%2Fap-southeast-2"
+        b"%2Fexecute-api%2Faws4_request&X-Amz-Date=20261128T120000Z&X-Amz-SignedHeaders=host"
+        b"&X-Amz-Signature=00"
+    )
+    for query in (base + b"&X-Amz-Expires=" + b"9" * 5000, base.replace(b"AKID", b"%00")):
+        request = SignedRequest("GET", b"/v1.1/health", query, [("host", "h")], b"")
+        with pytest.raises(SigV4Error):
+            verify(request, secret_for=lambda _: "s", now=now, region="ap-southeast-2")
+    header = (
+        "AWS4-HMAC-SHA256 Credential=AKID/20261128/ap-southeast-2/execute-api/aws4_request, "
+        "SignedHeaders=date;host, Signature=00"
+    )
+    dated = SignedRequest(
+        "GET",
+        b"/v1.1/health",
+        b"",
+        [("host", "h"), ("date", "Fri, 31 Dec 9999 23:59:59 -0100"), ("authorization", header)],
+        b"",
+    )
+    with pytest.raises(SigV4Error):
+        verify(dated, secret_for=lambda _: "s", now=now, region="ap-southeast-2")

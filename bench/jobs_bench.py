@@ -373,7 +373,12 @@ def run(
         running_stack(
             Path(data_dir),
             rate_per_second=0,
-            jobs={"workers": workers, "max_registrations": max(photo_count, 1000)},
+            # "*": moto's endpoint is only known once it runs, after the service starts.
+            jobs={
+                "workers": workers,
+                "max_registrations": max(photo_count, 1000),
+                "s3_endpoints": ("*",),
+            },
         ) as stack,
     ):
         created = create_tenant(stack.deps.database, stack.deps.secrets, "jobs-bench")

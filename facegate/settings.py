@@ -130,6 +130,16 @@ class JobsSettings:
     ``<data_dir>/bulk``."""
     max_registrations: int = 100_000
     """Most registrations in one job request."""
+    local_roots: tuple[str, ...] = ()
+    """Folders a gallery's file:// source may name besides its own ``<local_root>/<gallery
+    id>`` (comma-separated). Sources are set with an application key, so anything
+    readable here is readable by every tenant: list archives meant for import only."""
+    s3_endpoints: tuple[str, ...] = ()
+    """S3-compatible endpoint URLs a source may name (comma-separated; ``*`` = any);
+    empty = AWS only. Keeps a source from making the workers call internal addresses."""
+    s3_ambient_credentials: bool = False
+    """Let S3 sources without their own keys use this process's AWS credentials (its
+    environment or instance role): every tenant could then read what those can."""
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,11 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from facegate.errors import ErrorType, FacegateError
 from facegate.metrics import JOBS_SUBMITTED
+from facegate.settings import JobsSettings
 from gateway.deps import GatewayDeps, new_id
 from gateway.replication import now_ms
 from gateway.sources import SourceConfig, check_config, check_filename
@@ -38,23 +40,54 @@ class ProgressPage:
     last_evaluated_key: str
 
 
+def refused(message: str) -> FacegateError:
+    return FacegateError(ErrorType.INVALID_REQUEST, message)
+
+
 class BulkJobs:
     def __init__(
         self,
         deps: GatewayDeps,
+        settings: JobsSettings,
         *,
         local_root: Path,
-        max_registrations: int,
         work_arrived: threading.Event | None = None,
     ) -> None:
         self._deps = deps
+        self._settings = settings
         self._local_root = local_root
-        self._max_registrations = max_registrations
+        self._max_registrations = settings.max_registrations
         self._work_arrived = work_arrived
+
+    def check_policy(self, gallery_id: str, config: SourceConfig) -> None:
+        """What this deployment lets a gallery's jobs read: its own bulk folder and the
+        operator's listed folders; S3 on AWS or listed endpoints, with the source's own
+        keys unless the operator allows the process's."""
+        settings = self._settings
+        if config.uri.startswith("file://"):
+            folder = Path(urlsplit(config.uri).path).resolve()
+            own = (self._local_root / gallery_id).resolve()
+            allowed = [own, *(Path(root).resolve() for root in settings.local_roots)]
+            if not any(folder == root or folder.is_relative_to(root) for root in allowed):
+                raise refused(
+                    f"{config.uri} is not a folder this deployment lets jobs read: the "
+                    f"gallery's own {own.as_uri()} or one of FACEGATE_JOBS_LOCAL_ROOTS."
+                )
+            return
+        endpoint = config.endpoint_url.rstrip("/")
+        endpoints = {e.rstrip("/") for e in settings.s3_endpoints}
+        if endpoint and "*" not in endpoints and endpoint not in endpoints:
+            raise refused(
+                f"S3 endpoint {config.endpoint_url} is not one this deployment allows "
+                "(FACEGATE_JOBS_S3_ENDPOINTS)."
+            )
+        if not config.access_key_id and not settings.s3_ambient_credentials:
+            raise refused("An S3 source needs its own accessKeyId and secretAccessKey.")
 
     def set_source(self, application: Application, config: SourceConfig) -> None:
         config = check_config(config)
         gallery_id = application.gallery_id
+        self.check_policy(gallery_id, config)
         sealed = (
             self._deps.secrets.seal(config.secret_access_key, access_key_id=gallery_id)
             if config.secret_access_key
@@ -106,6 +139,8 @@ class BulkJobs:
                 if registration.tags not in masks:
                     masks[registration.tags] = tags.tag_mask(conn, gallery_id, registration.tags)
             source = jobs.bulk_source(conn, gallery_id) or self._default_source(gallery_id)
+            # Again at submission: the operator may have narrowed the policy since.
+            self.check_policy(gallery_id, self.source_config(source))
             jobs.create_job(
                 conn,
                 id=batch_id,

@@ -116,12 +116,7 @@ def open_gateway(settings: Settings) -> Gateway:
     )
     replicator.start(settings.gateway.replay_interval_s)
     work_arrived = threading.Event()
-    bulk = BulkJobs(
-        deps,
-        local_root=settings.bulk_root,
-        max_registrations=settings.jobs.max_registrations,
-        work_arrived=work_arrived,
-    )
+    bulk = BulkJobs(deps, settings.jobs, local_root=settings.bulk_root, work_arrived=work_arrived)
     worker = None
     if settings.jobs.workers > 0:
         worker = BulkWorker(

@@ -30,8 +30,22 @@ WAIT_S = 120
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    jobs = {"max_registrations": 2000, "max_attempts": 2, "retry_base_s": 0.05}
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder the operator lets jobs read (FACEGATE_JOBS_LOCAL_ROOTS)."""
+    return tmp_path_factory.mktemp("archive")
+
+
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, archive: Path, s3_endpoint: str
+) -> Iterator[Stack]:
+    jobs = {
+        "max_registrations": 2000,
+        "max_attempts": 2,
+        "retry_base_s": 0.05,
+        "local_roots": (str(archive),),
+        "s3_endpoints": (s3_endpoint, "http://127.0.0.1:9"),
+    }
     with running_stack(
         tmp_path_factory.mktemp("jobs-stack"), rate_per_second=0, jobs=jobs
     ) as running:
@@ -256,7 +270,42 @@ def test_transient_failures_are_retried_then_given_up(stack: Stack, client: Sign
     assert "gave up after 2 attempts" in record["reason"]
 
 
-def test_cli_registers_a_folder(stack: Stack, client: SignedClient, tmp_path: Path) -> None:
+def test_sources_are_limited_to_what_the_operator_allows(
+    stack: Stack, client: SignedClient, archive: Path
+) -> None:
+    """A tenant's application key must not turn the workers on the gateway's own files,
+    another gallery's folder, internal URLs or the deployment's AWS credentials."""
+    others = stack.settings.bulk_root / "another-gallery"
+    refused = [
+        jobs_pb2.JobsSetBulkSourceRequest(uri="file:///etc"),
+        jobs_pb2.JobsSetBulkSourceRequest(uri=others.as_uri()),
+        jobs_pb2.JobsSetBulkSourceRequest(
+            uri="s3://b/p",
+            endpoint_url="http://169.254.169.254",
+            access_key_id=ACCESS_KEY_ID,
+            secret_access_key=SECRET_ACCESS_KEY,
+        ),
+        jobs_pb2.JobsSetBulkSourceRequest(uri="s3://b/p"),  # no keys of its own
+    ]
+    metadata = ((API_KEY_METADATA, client.api_key or ""),)
+    with grpc.insecure_channel(stack.grpc_address) as channel:
+        stub = jobs_pb2_grpc.JobsStub(channel)
+        for request in refused:
+            with pytest.raises(grpc.RpcError) as error:
+                stub.SetBulkSource(request, metadata=metadata)
+            assert error.value.code() is grpc.StatusCode.INVALID_ARGUMENT, request
+        stub.SetBulkSource(
+            jobs_pb2.JobsSetBulkSourceRequest(uri=(archive / "any").as_uri()), metadata=metadata
+        )
+        stub.SetBulkSource(
+            jobs_pb2.JobsSetBulkSourceRequest(uri=gallery_folder(stack, client).as_uri()),
+            metadata=metadata,
+        )
+
+
+def test_cli_registers_a_folder(stack: Stack, client: SignedClient, archive: Path) -> None:
+    tmp_path = archive / "cli"
+    tmp_path.mkdir()
     people = sorted(p for p in (FACES / "lfw-dev").iterdir() if p.is_dir())[:6]
     for person in people:
         shutil.copy(next(person.glob("*.jpg")), tmp_path / f"{person.name}.jpg")

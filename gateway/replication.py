@@ -124,13 +124,6 @@ class Replicator:
             if len(batch) < _REPLAY_BATCH:
                 return applied
 
-    def pending_tag_clears(self, gallery_id: str) -> bool:
-        """Whether a cleared tag bit of the gallery has not reached the matchers yet (its
-        bit must not be given to a new tag before: the late clear would strip it)."""
-        with self._database.read() as conn:
-            pending = changes.pending_changes(conn, 10_000)
-        return any(c.kind == KIND_CLEAR_TAG_BIT and c.gallery_id == gallery_id for c in pending)
-
     def start(self, interval_s: float) -> None:
         """Replay in the background every ``interval_s`` (changes older than that: newer
         ones are still being pushed by their requests)."""

@@ -2,7 +2,8 @@
 
 Deleting a tag clears its bit from every event, in the store and (through the outbox)
 in the matchers, so the bit can later serve a new tag without labelling old events.
-Until the matchers have cleared it, the bit is not handed out again.
+Until the matchers have cleared it, the bit is not handed out again: tag creation
+counts the bits of pending clears as used, in the same transaction that picks one.
 """
 
 from __future__ import annotations
@@ -38,17 +39,9 @@ class Tagging:
 
     def create(self, application: Application, name: str) -> None:
         name = _tag_name(name)
-        gallery_id = application.gallery_id
-        replicator = self._deps.replicator
-        if replicator.pending_tag_clears(gallery_id):
-            replicator.replay()
-            if replicator.pending_tag_clears(gallery_id):
-                raise FacegateError(
-                    ErrorType.UNAVAILABLE,
-                    "A deleted tag is still being removed from the matchers; retry shortly.",
-                )
         with self._deps.database.write() as conn:
-            tags.create_tag(conn, gallery_id, name, now_ms())
+            # Bits still being cleared in the matchers are not handed out (store/tags.py).
+            tags.create_tag(conn, application.gallery_id, name, now_ms())
 
     def rename(self, application: Application, old_name: str, new_name: str) -> None:
         _tag_name(old_name)

@@ -7,9 +7,10 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, delete, insert, select, update
 
 from facegate.errors import ErrorType, FacegateError
+from gateway.store.changes import KIND_CLEAR_TAG_BIT
 from gateway.store.common import gallery_not_found, lock_gallery, to_stored_mask
 from gateway.store.records import Tag
-from gateway.store.schema import events, tags
+from gateway.store.schema import changes, events, tags
 
 MAX_TAGS = 64
 _ALL_BITS = (1 << MAX_TAGS) - 1
@@ -27,14 +28,26 @@ def list_tags(conn: Connection, gallery_id: str) -> list[Tag]:
 
 def create_tag(conn: Connection, gallery_id: str, name: str, now_ms: int) -> Tag:
     """Adds a tag on the lowest free bit; DUPLICATE when the name is taken,
-    INVALID_REQUEST when all 64 bits are."""
+    INVALID_REQUEST when all 64 bits are. A bit whose clearing has not reached the
+    matchers yet (a pending ``clear_tag_bit`` change) is not free: the late clear would
+    strip it from the new tag's events."""
     _lock(conn, gallery_id)
     existing = list_tags(conn, gallery_id)
     if any(tag.name == name for tag in existing):
         raise _duplicate(name)
-    used = {tag.bit for tag in existing}
+    clearing = conn.execute(
+        select(changes.c.bit).where(
+            changes.c.gallery_id == gallery_id, changes.c.kind == KIND_CLEAR_TAG_BIT
+        )
+    ).scalars()
+    used = {tag.bit for tag in existing} | set(clearing)
     free = next((bit for bit in range(MAX_TAGS) if bit not in used), None)
     if free is None:
+        if len(existing) < MAX_TAGS:
+            raise FacegateError(
+                ErrorType.UNAVAILABLE,
+                "Deleted tags are still being removed from the matchers; retry shortly.",
+            )
         raise FacegateError(ErrorType.INVALID_REQUEST, f"A gallery has at most {MAX_TAGS} tags.")
     conn.execute(insert(tags).values(gallery_id=gallery_id, bit=free, name=name, created_ms=now_ms))
     return Tag(gallery_id, free, name)

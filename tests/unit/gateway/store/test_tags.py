@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import Connection
 
 from facegate.errors import ErrorType, FacegateError
-from gateway.store import events, tags
+from gateway.store import changes, events, tags
 from gateway.store.database import Database
 from gateway.store.records import Tag
 from tests.support.store import new_event, new_gallery, new_tenant
@@ -38,6 +38,21 @@ def test_tags_take_the_lowest_free_bit_and_list_in_creation_order(
     with database.read() as conn:
         assert tags.list_tags(conn, gallery_id) == [created[1], created[2], reused]
         assert tags.list_tags(conn, "other") == []
+
+
+def test_a_bit_still_being_cleared_is_not_reused(database: Database, gallery_id: str) -> None:
+    """The matchers clear a deleted tag's bit later (the outbox); until then a new tag
+    must take another bit, or the late clear would strip it from the new tag's events."""
+    with database.write() as conn:
+        tags.create_tag(conn, gallery_id, "a", 10)
+        tags.create_tag(conn, gallery_id, "b", 11)
+        tags.delete_tag(conn, gallery_id, "a")
+        change = changes.add_change(
+            conn, gallery_id=gallery_id, kind=changes.KIND_CLEAR_TAG_BIT, bit=0, now_ms=12
+        )
+        assert tags.create_tag(conn, gallery_id, "c", 13).bit == 2
+        changes.remove_changes(conn, [change])  # the matchers have cleared bit 0
+        assert tags.create_tag(conn, gallery_id, "d", 14).bit == 0
 
 
 def test_a_gallery_has_at_most_64_tags(database: Database, gallery_id: str) -> None:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 from google.protobuf import json_format
 from sqlalchemy import Connection
+from sqlalchemy.exc import SQLAlchemyError
 
 from facegate.errors import ErrorType, FacegateError
 from facegate.metrics import JOB_RECORDS
@@ -170,15 +171,23 @@ class BulkWorker:
         for _ in range(free - len(claimed)):
             self._slots.release()
         for job, record in claimed:
+            if record.attempts > self._settings.max_attempts:
+                # Claimed again and again without an outcome (a crash while handling it,
+                # a commit that keeps failing): give up rather than loop.
+                reason = f"gave up after {record.attempts - 1} attempts"
+                self._slots.release()
+                self._done.put(_Done(job, record, None, _Failure(reason, False)))
+                continue
             self._pool.submit(self._process_in_slot, job, record)
         return len(claimed)
 
     def _process_in_slot(self, job: JobRow, record: JobRecordRow) -> None:
         try:
             done = self._process(job, record)
-        except Exception:
+        except Exception as error:
             log.exception("bulk record %s of job %s failed unexpectedly", record.id, job.id)
-            return
+            failure = _Failure(f"internal error ({type(error).__name__})", transient=True)
+            done = _Done(job, record, None, failure)  # retried, then given up
         finally:
             self._slots.release()
         self._done.put(done)
@@ -232,6 +241,14 @@ class BulkWorker:
                     except FacegateError as error:  # e.g. the gallery is full
                         savepoint.rollback()
                         outcome = self._record_failure(conn, done, _Failure(error.message, False))
+                        change = None
+                    except SQLAlchemyError:
+                        raise  # the store's trouble: the whole batch is retried
+                    except Exception as error:  # this record's: the others go on
+                        log.exception("registering bulk record %s failed", done.record.id)
+                        savepoint.rollback()
+                        failure = _Failure(f"internal error ({type(error).__name__})", True)
+                        outcome = self._record_failure(conn, done, failure)
                         change = None
                 if change is not None:
                     changes.append(change)

@@ -34,19 +34,15 @@ def resync(
         ]
     sent = 0
     for gallery_id in gallery_ids:
-        start = 0
+        after = 0
         while True:
             with database.read() as conn:
-                rows, total = events.list_event_rows(
-                    conn, gallery_id, start=start, length=PAGE, descending=False
-                )
-            entries = [matcher_entry(row) for row in rows if row.status == "A"]
-            if entries:
-                matcher.upsert(entries)
-                sent += len(entries)
-                if progress is not None:
-                    progress(sent)
-            start += len(rows)
-            if not rows or start >= total:
+                rows = events.active_rows_after(conn, gallery_id, after_row_id=after, limit=PAGE)
+            if not rows:
                 break
+            matcher.upsert([matcher_entry(row) for row in rows])
+            sent += len(rows)
+            after = rows[-1].row_id
+            if progress is not None:
+                progress(sent)
     return sent

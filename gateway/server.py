@@ -71,6 +71,12 @@ def open_store(settings: Settings) -> tuple[Database, SecretBox]:
     """The store and the box that opens tenants' secrets (the gateway and the REST shim
     both need them)."""
     settings.gateway_dir.mkdir(parents=True, exist_ok=True)
+    if not settings.gateway.master_key and settings.gateway.database_url:
+        # A shared store needs the one key of the deployment: a key file made here would
+        # seal secrets no other process can open, and open none of theirs.
+        raise ValueError(
+            "FACEGATE_GATEWAY_MASTER_KEY must be set when FACEGATE_GATEWAY_DATABASE_URL is"
+        )
     box = SecretBox(
         load_master_key(settings.gateway.master_key, settings.gateway_dir / "master.key")
     )

@@ -201,6 +201,21 @@ def list_event_rows(
     return [_event_row(row) for row in rows], count_event_rows(conn, gallery_id)
 
 
+def active_rows_after(
+    conn: Connection, gallery_id: str, *, after_row_id: int, limit: int
+) -> list[EventRow]:
+    """Up to ``limit`` active rows with a row id above ``after_row_id``, by row id: a
+    walk over a gallery that writes during it cannot make skip rows (an updated event's
+    new row has a higher id, so it is still ahead)."""
+    rows = conn.execute(
+        select(events)
+        .where(*_active(gallery_id), events.c.row_id > after_row_id)
+        .order_by(events.c.row_id)
+        .limit(limit)
+    )
+    return [_event_row(row) for row in rows]
+
+
 def count_event_rows(conn: Connection, gallery_id: str) -> int:
     """The gallery's rows of both statuses: its slots in use."""
     count: int = conn.execute(

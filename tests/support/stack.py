@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -71,7 +72,13 @@ def running_stack(
         matcher_port=0,
         grpc_port=0,
         rest_port=0,
-        gateway=replace(base.gateway, database_url=database_url, replay_interval_s=0.2),
+        gateway=replace(
+            base.gateway,
+            database_url=database_url,
+            # A shared store needs the deployment's key set explicitly (gateway/server.py).
+            master_key=base64.b64encode(os.urandom(32)).decode() if database_url else "",
+            replay_interval_s=0.2,
+        ),
         rest=replace(base.rest, **rest),
         jobs=replace(base.jobs, **(jobs or {})),
     )

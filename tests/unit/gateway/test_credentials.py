@@ -66,3 +66,22 @@ def test_master_key_from_settings_or_a_file_made_once(tmp_path: Path) -> None:
     assert key_file.stat().st_mode & 0o777 == 0o600
     assert load_master_key("", key_file) == keys[0]
     assert sorted(p.name for p in key_file.parent.iterdir()) == ["master.key"]
+
+
+def test_a_shared_store_needs_the_deployment_master_key(tmp_path: Path) -> None:
+    """Review finding: a process on another host would have made its own key and sealed
+    secrets nobody else can open."""
+    from dataclasses import replace
+
+    from facegate.settings import Settings
+    from gateway.server import open_store
+
+    base = Settings.from_env({})
+    shared = replace(
+        base,
+        data_dir=tmp_path,
+        gateway=replace(base.gateway, database_url="postgresql+psycopg://db/facegate"),
+    )
+    with pytest.raises(ValueError, match="FACEGATE_GATEWAY_MASTER_KEY"):
+        open_store(shared)
+    assert not (tmp_path / "gateway" / "master.key").exists()

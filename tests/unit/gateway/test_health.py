@@ -48,6 +48,9 @@ class FixedChecker(DependencyChecker):
     def check(self) -> list[DependencyStatus]:
         return self.statuses
 
+    def check_store(self) -> list[DependencyStatus]:
+        return [s for s in self.statuses if s.name == "store"]
+
 
 def serving(servicer: health.HealthServicer, name: str) -> int:
     request = health_pb2.HealthCheckRequest(service=name)

@@ -20,8 +20,9 @@ from facegate.errors import ErrorType, FacegateError
 from facegate.v1 import common_pb2
 from gateway.backends import Face
 from gateway.deps import GatewayDeps, new_id
-from gateway.replication import KIND_EVENT, now_ms, record_change
+from gateway.replication import now_ms, record_change
 from gateway.store import events, tags
+from gateway.store.changes import KIND_EVENT
 from gateway.store.records import Application, Change, EventRow
 
 MAX_ID_LENGTH = 256

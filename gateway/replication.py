@@ -31,15 +31,13 @@ from facegate.v1 import matcher_pb2
 from gateway.backends import MatcherClient
 from gateway.periodic import Periodic
 from gateway.store import changes
+from gateway.store.changes import KIND_CLEAR_TAG_BIT, KIND_DROP_GALLERY, KIND_EVENT
 from gateway.store.database import Database
 from gateway.store.events import active_event
 from gateway.store.records import Change, EventRow
 
 log = logging.getLogger(__name__)
 
-KIND_EVENT = "event"
-KIND_CLEAR_TAG_BIT = "clear_tag_bit"
-KIND_DROP_GALLERY = "drop_gallery"
 
 _LOCK_STRIPES = 64
 _REPLAY_BATCH = 500

@@ -11,8 +11,9 @@ from __future__ import annotations
 from facegate.errors import ErrorType, FacegateError
 from gateway.deps import GatewayDeps
 from gateway.enrolment import require_printable
-from gateway.replication import KIND_CLEAR_TAG_BIT, now_ms, record_change
+from gateway.replication import now_ms, record_change
 from gateway.store import tags
+from gateway.store.changes import KIND_CLEAR_TAG_BIT
 from gateway.store.records import Application
 
 MAX_TAG_LENGTH = 128

@@ -27,8 +27,9 @@ from gateway.credentials import (
 )
 from gateway.deps import MIN_QUALITY_FLOOR, GatewayDeps, new_id
 from gateway.enrolment import require_printable
-from gateway.replication import KIND_DROP_GALLERY, now_ms, record_change
+from gateway.replication import now_ms, record_change
 from gateway.store import galleries, tenants
+from gateway.store.changes import KIND_DROP_GALLERY
 from gateway.store.database import Database
 from gateway.store.galleries import GalleryNameTaken
 from gateway.store.records import Application, Gallery, Tenant
@@ -97,6 +98,17 @@ def create_tenant(database: Database, box: SecretBox, name: str) -> NewTenant:
     return NewTenant(tenant, secret)
 
 
+def tenant_secret(
+    database: Database, box: SecretBox, access_key_id: str
+) -> tuple[Tenant, str] | None:
+    """The tenant of an access key and its secret, from the store (uncached)."""
+    with database.read() as conn:
+        tenant = tenants.tenant_by_access_key(conn, access_key_id)
+    if tenant is None:
+        return None
+    return tenant, box.open(tenant.secret_ciphertext, access_key_id=access_key_id)
+
+
 class Tenancy:
     def __init__(self, deps: GatewayDeps) -> None:
         self._deps = deps
@@ -120,13 +132,7 @@ class Tenancy:
         return self._secrets.get(access_key_id, lambda: self._load_secret(access_key_id))
 
     def _load_secret(self, access_key_id: str) -> tuple[Tenant, str] | None:
-        with self._deps.database.read() as conn:
-            tenant = tenants.tenant_by_access_key(conn, access_key_id)
-        if tenant is None:
-            return None
-        return tenant, self._deps.secrets.open(
-            tenant.secret_ciphertext, access_key_id=access_key_id
-        )
+        return tenant_secret(self._deps.database, self._deps.secrets, access_key_id)
 
     def authenticate(self, access_key_id: str, secret_access_key: str) -> Tenant:
         found = self.secret_for(access_key_id) if access_key_id else None

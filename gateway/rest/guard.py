@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from gateway.cache import TtlCache
 from gateway.credentials import SecretBox
-from gateway.store import tenants
 from gateway.store.database import Database
+from gateway.tenancy import tenant_secret
 
 SECRET_TTL_S = 60.0
 """How long a looked-up secret is reused: tenants' keys never change in place, so this
@@ -37,11 +37,8 @@ class SecretDirectory:
         return self._cache.get(access_key_id, lambda: self._load(access_key_id))
 
     def _load(self, access_key_id: str) -> str | None:
-        with self._database.read() as conn:
-            tenant = tenants.tenant_by_access_key(conn, access_key_id)
-        if tenant is None:
-            return None
-        return self._box.open(tenant.secret_ciphertext, access_key_id=access_key_id)
+        found = tenant_secret(self._database, self._box, access_key_id)
+        return None if found is None else found[1]
 
 
 class RateLimiter:

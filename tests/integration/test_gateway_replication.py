@@ -16,9 +16,10 @@ from extractor.models.manifest import load_manifest
 from facegate.settings import Settings
 from facegate.v1 import common_pb2
 from gateway.backends import MatcherClient, open_channel
-from gateway.replication import KIND_CLEAR_TAG_BIT, KIND_EVENT, Replicator, record_change
+from gateway.replication import Replicator, record_change
 from gateway.resync import resync
 from gateway.store import events, galleries, tenants
+from gateway.store.changes import KIND_CLEAR_TAG_BIT, KIND_EVENT
 from gateway.store.database import Database, open_database, sqlite_url
 from matcher.placement import shard_of
 from matcher.server import MatcherDeps, create_server, open_shard

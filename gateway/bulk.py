@@ -104,6 +104,11 @@ class BulkJobs:
         with self._deps.database.write() as conn:
             jobs.set_bulk_source(conn, source, now_ms())
 
+    def wake(self) -> None:
+        """Tell the workers new records wait (instead of their next poll)."""
+        if self._work_arrived is not None:
+            self._work_arrived.set()
+
     def source_config(self, source: BulkSource) -> SourceConfig:
         """A stored source with its secret opened (workers read through it)."""
         secret = (
@@ -151,8 +156,7 @@ class BulkJobs:
                 now_ms=now_ms(),
             )
         JOBS_SUBMITTED.inc()
-        if self._work_arrived is not None:
-            self._work_arrived.set()
+        self.wake()
         return batch_id
 
     def progress(self, application: Application, batch_id: str, paging_id: str) -> ProgressPage:

@@ -14,10 +14,15 @@ from pathlib import Path
 
 import grpc
 import pytest
+from sqlalchemy import Connection, update
 
 from bench.dataset import faces_dir
 from facegate.v1 import jobs_pb2, jobs_pb2_grpc
 from gateway.servicers import API_KEY_METADATA
+from gateway.store import galleries as galleries_store
+from gateway.store import jobs as jobs_store
+from gateway.store.records import BulkSource
+from gateway.store.schema import job_records
 from gateway.tenancy import create_tenant
 from tests.support.s3 import ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, new_bucket
 from tests.support.stack import SignedClient, Stack, running_stack
@@ -332,3 +337,38 @@ def _b64(path: Path) -> str:
     import base64
 
     return base64.b64encode(path.read_bytes()).decode()
+
+
+def test_a_record_claimed_past_its_attempts_is_given_up(stack: Stack, client: SignedClient) -> None:
+    """A record that keeps coming back without an outcome (its worker died each time)
+    is failed once claimed more than max_attempts (2 here), not retried forever."""
+    galleries = client.with_api_key(None).call("GET", "/api/galleries").json()["galleries"]
+    gallery_id = str(next(g["id"] for g in galleries if g["name"] == "bulk"))
+    folder = gallery_folder(stack, client)
+    shutil.copy(OBAMA / "obama.jpg", folder / "again.jpg")
+    source = BulkSource(gallery_id, folder.as_uri(), "", "", "", None)
+    with stack.deps.database.write() as conn:
+        application = next(
+            a for a in galleries_store.list_applications(conn, _tenant_of(conn, gallery_id))
+        )
+        job = jobs_store.create_job(
+            conn,
+            id="crash-looping",
+            gallery_id=gallery_id,
+            application_id=application.id,
+            source=source,
+            records=[("r-1", "again.jpg", 0)],
+            now_ms=1,
+        )
+        # As if two claims had died without an outcome.
+        conn.execute(update(job_records).values(attempts=2).where(job_records.c.job_id == job.id))
+    stack.gateway.bulk.wake()
+    (record,) = wait_processed(client, job.id)
+    assert (record["registerStatus"], record["attempts"]) == ("Failed", "3")
+    assert record["reason"] == "gave up after 2 attempts"
+
+
+def _tenant_of(conn: Connection, gallery_id: str) -> str:
+    gallery = galleries_store.gallery_by_id(conn, gallery_id)
+    assert gallery is not None
+    return gallery.tenant_id

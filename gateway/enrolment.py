@@ -23,7 +23,7 @@ from gateway.deps import GatewayDeps, new_id
 from gateway.replication import now_ms, record_change
 from gateway.store import events, tags
 from gateway.store.changes import KIND_EVENT
-from gateway.store.records import Application, Change, EventRow
+from gateway.store.records import Application, Change, EventListing
 
 MAX_ID_LENGTH = 256
 MAX_PAGE = 1000
@@ -110,7 +110,7 @@ class Enrolment:
 
     def list_rows(
         self, application: Application, *, start: int, length: int, descending: bool
-    ) -> tuple[list[EventRow], int]:
+    ) -> tuple[list[EventListing], int]:
         if start < 0:
             raise FacegateError(ErrorType.INVALID_REQUEST, "start must be 0 or more.")
         if not 1 <= length <= MAX_PAGE:
@@ -118,7 +118,7 @@ class Enrolment:
                 ErrorType.INVALID_REQUEST, f"length must be between 1 and {MAX_PAGE}."
             )
         with self._deps.database.read() as conn:
-            return events.list_event_rows(
+            return events.list_event_listing(
                 conn, application.gallery_id, start=start, length=length, descending=descending
             )
 

@@ -38,7 +38,7 @@ from gateway.enrolment import Enrolment
 from gateway.health import OK, UNAVAILABLE, DependencyChecker
 from gateway.search import DEFAULT_LIMIT, DEFAULT_THRESHOLD, Matching
 from gateway.sources import SourceConfig
-from gateway.store.records import Application, EventRow, Gallery, JobRecordRow, Tenant
+from gateway.store.records import Application, EventListing, Gallery, JobRecordRow, Tenant
 from gateway.tagging import Tagging
 from gateway.tenancy import INVALID_TOKEN_MESSAGE, Tenancy
 
@@ -81,7 +81,7 @@ class Callers:
 # ------------------------------------------------------------------ records -> protos
 
 
-def subject_entry(row: EventRow) -> subjects_pb2.SubjectEntry:
+def subject_entry(row: EventListing) -> subjects_pb2.SubjectEntry:
     entry = subjects_pb2.SubjectEntry(
         id=row.subject_id,
         event_id=row.event_id,

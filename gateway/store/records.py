@@ -55,6 +55,17 @@ class Tag:
 
 
 @dataclass(frozen=True)
+class EventListing:
+    """What a listing of a gallery's rows shows of each (no template or attributes)."""
+
+    row_id: int
+    subject_id: str
+    event_id: str
+    status: EventStatus
+    last_updated_ms: int
+
+
+@dataclass(frozen=True)
 class EventRow:
     """One slot of a gallery. ``tag_mask`` is unsigned (0..2**64-1) here, whatever the
     storage; ``template`` holds float32 little-endian values."""

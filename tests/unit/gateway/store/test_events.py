@@ -10,7 +10,7 @@ from sqlalchemy import select
 from facegate.errors import ErrorType, FacegateError
 from gateway.store import events, galleries
 from gateway.store.database import Database
-from gateway.store.records import EventRow
+from gateway.store.records import EventListing, EventRow
 from gateway.store.schema import events as events_table
 from tests.support.store import new_event, new_gallery, new_id, new_tenant
 
@@ -172,6 +172,20 @@ def test_list_event_rows_pages_by_last_update_both_ways(database: Database) -> N
             [],
             0,
         )
+        # The listing the API serves: the same rows and order, without templates.
+        for start, length, descending in ((1, 3, False), (0, 2, True), (4, 10, True)):
+            full, total = events.list_event_rows(
+                conn, gallery_id, start=start, length=length, descending=descending
+            )
+            assert events.list_event_listing(
+                conn, gallery_id, start=start, length=length, descending=descending
+            ) == (
+                [
+                    EventListing(r.row_id, r.subject_id, r.event_id, r.status, r.last_updated_ms)
+                    for r in full
+                ],
+                total,
+            )
 
 
 def test_a_full_gallery_recycles_its_oldest_deleted_rows(database: Database) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
 
 from facegate.errors import ErrorType, FacegateError
-from gateway.store.common import gallery_not_found, try_execute
+from gateway.store.common import gallery_not_found, lock_gallery, try_execute
 from gateway.store.records import Application, Gallery
 from gateway.store.schema import (
     applications,
@@ -126,9 +126,7 @@ def delete_gallery(conn: Connection, gallery_id: str) -> None:
     """Deletes the gallery and everything in it. Its outbox changes stay: the matcher has
     yet to drop what it holds of the gallery."""
     # The lock first: inserts into the gallery take it too, so they cannot interleave.
-    conn.execute(
-        select(galleries.c.id).where(galleries.c.id == gallery_id).with_for_update()
-    ).first()
+    lock_gallery(conn, gallery_id)
     # Explicit deletes, not only cascades: a SQLite connection opened without
     # foreign_keys=ON ignores ON DELETE CASCADE.
     conn.execute(

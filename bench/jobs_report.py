@@ -27,11 +27,12 @@ TARGET_RATIO = 0.9
 
 UNATTRIBUTED = "threads that ended meanwhile"
 
-# (thread name prefix, group), first match wins: the claimer's name also starts with
-# the workers' prefix.
+# (thread name prefix, group), first match wins: the claimer's and the committer's names
+# also start with the workers' prefix.
 _PYTHON_GROUPS: tuple[tuple[str, str], ...] = (
     ("facegate-bulk-claims", "job claimer"),
-    ("facegate-bulk", "job workers (read, extract call, store, matcher push)"),
+    ("facegate-bulk-commits", "job committer (store, matcher push)"),
+    ("facegate-bulk", "job workers (read, extract call)"),
     ("facegate-replicator", "replicator (background replay)"),
     ("batcher-detector", "extractor: detector model"),
     ("batcher-recognizer", "extractor: recognizer model"),

@@ -64,11 +64,11 @@ class MatcherSettings:
     """Number of shards n in the deployment (the placement rule: matcher/placement.py)."""
     data_dir: Path | None = None
     """The shard's log and snapshots; None = ``<data_dir>/matcher/shard-<shard_index>``."""
-    m: int = 32
+    m: int = 64
     """HNSW links per node (hnswlib M): more = better recall, more memory."""
     ef_construction: int = 200
     """HNSW candidate list while building: more = better graph, slower inserts."""
-    ef_search: int = 512
+    ef_search: int = 448
     """HNSW candidate list while searching (at least the candidates asked for)."""
     projection_dim: int = 128
     """Dimensions a large gallery's graph is built on (0 = the full vectors)."""
@@ -112,9 +112,10 @@ class GatewaySettings:
 class JobsSettings:
     """Bulk registration jobs, run by the gateway (``FACEGATE_JOBS_*``)."""
 
-    workers: int = 8
+    workers: int = 12
     """Records processed at once per gateway process (their faces are batched by the
-    extractor); 0 = this gateway runs no job workers."""
+    extractor; more than the raw extractor needs, as each record also waits on its
+    source and the store); 0 = this gateway runs no job workers."""
     max_attempts: int = 5
     """Attempts per record before a transient failure (source or extractor unreachable)
     becomes a final one."""

@@ -11,9 +11,10 @@ often a record is claimed (lease expiry, a second gateway), it is registered exa
 once: the outcome and the registration commit together or not at all.
 
 Store round trips were a third of a record's CPU, so they are batched: records are
-claimed up to twice the worker count ahead, several at a time, and committed up to 64
-per transaction (a savepoint per record, so one record's failure undoes only itself),
-with one matcher push per batch.
+claimed up to four times the worker count ahead, several at a time, and committed up to 64
+per transaction, a few statements per job in it whatever the number of records (a
+savepoint per job, so that one job's failure, e.g. its gallery deleted, undoes only
+its part), with one matcher push per batch.
 
 Failures that may pass (a source or the extractor unreachable, a timeout) are retried
 with exponential backoff up to ``max_attempts``; the others (no face, poor quality, not
@@ -30,7 +31,6 @@ from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from google.protobuf import json_format
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -40,18 +40,27 @@ from facegate.settings import JobsSettings
 from gateway.backends import Face
 from gateway.bulk import BulkJobs
 from gateway.deps import GatewayDeps, new_id
-from gateway.enrolment import store_event
+from gateway.enrolment import new_event, store_events
 from gateway.replication import now_ms
 from gateway.sources import ImageSource, SourceError, open_source
 from gateway.store import events, galleries, jobs
-from gateway.store.records import Change, JobRecordRow, JobRow
+from gateway.store.records import (
+    Change,
+    JobRecordRow,
+    JobRow,
+    NewEvent,
+    RecordOutcome,
+    RecordRetry,
+)
 
 log = logging.getLogger(__name__)
 
 _TRANSIENT = (ErrorType.UNAVAILABLE, ErrorType.TIMEOUT, ErrorType.INTERNAL)
 _IDLE_POLL_S = 0.5
-_CLAIM_GATHER_S = 0.05
+_CLAIM_GATHER_S = 0.15
 _COMMIT_BATCH = 64
+_COMMIT_GATHER_S = 0.5
+_COMMIT_POLL_S = 0.02
 _OPEN_SOURCES = 16
 
 
@@ -88,12 +97,15 @@ class BulkWorker:
         self._settings = settings
         self._max_image_bytes = max_image_bytes
         self._work_arrived = work_arrived
-        self._slots = threading.Semaphore(2 * settings.workers)
+        self._slots = threading.Semaphore(4 * settings.workers)
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="facegate-bulk")
         self._done: queue.Queue[_Done | None] = queue.Queue()
         self._committer: threading.Thread | None = None
         self._sources: OrderedDict[str, ImageSource] = OrderedDict()
         self._qualities: dict[str, float] = {}
+        self._opening: dict[str, threading.Lock] = {}
+        self._in_flight = 0
+        """Records submitted to the pool and not yet handed to the committer."""
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -128,9 +140,10 @@ class BulkWorker:
     # ------------------------------------------------------------------ claiming
 
     def _run(self) -> None:
+        claimed = 0
         while not self._stop.is_set():
             try:
-                claimed = self._claim()
+                claimed = self._claim(busy=claimed > 0)
             except Exception:
                 log.exception("claiming bulk records failed; retrying")
                 claimed = 0
@@ -138,18 +151,20 @@ class BulkWorker:
                 self._work_arrived.wait(_IDLE_POLL_S)
                 self._work_arrived.clear()
 
-    def _claim(self) -> int:
+    def _claim(self, *, busy: bool) -> int:
         """Claim as many records as there are free slots (waiting for one first)."""
-        with self._deps.database.read() as conn:
-            if not jobs.pending_job_ids(conn):
-                return 0  # idle: a read, so an idle worker never takes the write lock
+        if not busy:
+            with self._deps.database.read() as conn:
+                if not jobs.pending_job_ids(conn):
+                    return 0  # idle: a read, so an idle worker never takes the write lock
         if not self._slots.acquire(timeout=_IDLE_POLL_S):
             return 1  # all busy: not idle, just full
-        # Up to twice the workers are claimed, so the pool never waits on a claim; a
-        # claim waits briefly for half of the slots, so claims come in batches.
+        # Up to four times the workers are claimed, so the pool never waits on a claim;
+        # a claim waits a moment for half of the slots, so that claims come in batches
+        # and their fixed cost (a transaction, a few statements) is shared by many.
         free = 1
         deadline = time.monotonic() + _CLAIM_GATHER_S
-        while free < self._settings.workers:
+        while free < 2 * self._settings.workers:
             left = deadline - time.monotonic()
             if left <= 0 or not self._slots.acquire(timeout=left):
                 break
@@ -178,6 +193,8 @@ class BulkWorker:
                 self._slots.release()
                 self._done.put(_Done(job, record, None, _Failure(reason, False)))
                 continue
+            with self._lock:
+                self._in_flight += 1
             self._pool.submit(self._process_in_slot, job, record)
         return len(claimed)
 
@@ -191,6 +208,8 @@ class BulkWorker:
         finally:
             self._slots.release()
         self._done.put(done)
+        with self._lock:
+            self._in_flight -= 1
 
     # ---------------------------------------------------------------- processing
 
@@ -212,11 +231,20 @@ class BulkWorker:
             if first is None:
                 return
             batch = [first]
+            # Records finish one at a time; gathering them for a moment makes the
+            # store's fixed cost per transaction (a few statements, a sync) a small
+            # share of each record's. No wait once no record is in flight.
+            deadline = time.monotonic() + _COMMIT_GATHER_S
             while len(batch) < _COMMIT_BATCH:
-                try:
-                    more = self._done.get_nowait()
-                except queue.Empty:
+                left = deadline - time.monotonic()
+                if left <= 0:
                     break
+                try:
+                    more = self._done.get(timeout=min(left, _COMMIT_POLL_S))
+                except queue.Empty:
+                    if self._in_flight == 0:
+                        break
+                    continue
                 if more is None:
                     self._done.put(None)  # seen after this batch
                     break
@@ -228,92 +256,108 @@ class BulkWorker:
                 log.exception("committing %d bulk records failed", len(batch))
 
     def _commit(self, batch: list[_Done]) -> None:
-        """One transaction for the batch; each record's outcome and registration commit
-        together (a savepoint per record keeps one record's failure from undoing the
-        others)."""
+        """One transaction for the batch, a few statements per job in it; each record's
+        outcome and registration commit together."""
+        by_job: dict[str, list[_Done]] = {}
+        for done in batch:
+            by_job.setdefault(done.job.id, []).append(done)
         changes: list[Change] = []
         counts: Counter[str] = Counter()
         with self._deps.database.write() as conn:
-            for done in batch:
+            for job_batch in by_job.values():
+                job = job_batch[0].job
                 with conn.begin_nested() as savepoint:
                     try:
-                        outcome, change = self._record(conn, done)
-                    except FacegateError as error:  # e.g. the gallery is full
-                        savepoint.rollback()
-                        outcome = self._record_failure(conn, done, _Failure(error.message, False))
-                        change = None
+                        outcomes, retries, job_changes = self._register(conn, job, job_batch)
                     except SQLAlchemyError:
                         raise  # the store's trouble: the whole batch is retried
-                    except Exception as error:  # this record's: the others go on
-                        log.exception("registering bulk record %s failed", done.record.id)
+                    except Exception as error:  # this job's (its gallery is gone...)
                         savepoint.rollback()
-                        failure = _Failure(f"internal error ({type(error).__name__})", True)
-                        outcome = self._record_failure(conn, done, failure)
-                        change = None
-                if change is not None:
-                    changes.append(change)
-                counts[outcome] += 1
+                        failure = self._job_failure(job, error)
+                        outcomes, retries = self._failures([(d, failure) for d in job_batch])
+                        job_changes = []
+                finished = jobs.finish_records(conn, job.id, outcomes, now_ms())
+                jobs.retry_records(conn, job.id, retries)
+                changes += job_changes
+                counts["success"] += sum(
+                    1 for o in outcomes if o.seq in finished and o.register_status == "Success"
+                )
+                counts["failed"] += sum(
+                    1 for o in outcomes if o.seq in finished and o.register_status == "Failed"
+                )
+                counts["retried"] += len(retries)
+                counts["duplicate"] += len(job_batch) - len(outcomes) - len(retries)
         self._deps.replicator.push(changes)
         for outcome, count in counts.items():
             JOB_RECORDS.labels(outcome).inc(count)
 
-    def _record(self, conn: Connection, done: _Done) -> tuple[str, Change | None]:
-        if done.face is None:
-            assert done.failure is not None
-            return self._record_failure(conn, done, done.failure), None
-        job, record, face = done.job, done.record, done.face
-        subject_id, event_id = new_id(), new_id()
-        if not jobs.finish_record(
-            conn,
-            job.id,
-            record.seq,
-            register_status="Success",
-            reason="",
-            subject_id=subject_id,
-            event_id=event_id,
-            attributes_json=json_format.MessageToJson(face.attributes, indent=None),
-            now_ms=now_ms(),
-        ):
-            return "duplicate", None  # processed meanwhile (a lease that ran out)
-        events.create_subject(conn, job.gallery_id, subject_id, now_ms())
-        change = store_event(
-            conn,
-            job.gallery_id,
-            subject_id=subject_id,
-            event_id=event_id,
-            mask=record.tag_mask,
-            face=face,
-        )
-        return "success", change
-
-    def _record_failure(self, conn: Connection, done: _Done, failure: _Failure) -> str:
-        settings = self._settings
-        job, record = done.job, done.record
-        if failure.transient and record.attempts < settings.max_attempts:
-            delay_s = min(settings.retry_max_s, settings.retry_base_s * 2 ** (record.attempts - 1))
-            jobs.retry_record(
-                conn,
-                job.id,
-                record.seq,
-                next_attempt_ms=now_ms() + int(delay_s * 1000),
-                reason=failure.reason,
+    def _register(
+        self, conn: Connection, job: JobRow, batch: list[_Done]
+    ) -> tuple[list[RecordOutcome], list[RecordRetry], list[Change]]:
+        """Registers the faces of the job's records that are still new (another worker may
+        have finished one after its lease ran out); their outcomes, the retries and the
+        changes to push."""
+        new = jobs.new_record_seqs(conn, job.id, [done.record.seq for done in batch])
+        registering: list[tuple[_Done, NewEvent]] = []
+        failed: list[tuple[_Done, _Failure]] = []
+        for done in batch:
+            if done.record.seq not in new:
+                continue
+            if done.face is None:
+                assert done.failure is not None
+                failed.append((done, done.failure))
+                continue
+            event = new_event(
+                subject_id=new_id(), event_id=new_id(), mask=done.record.tag_mask, face=done.face
             )
-            return "retried"
-        reason = failure.reason
-        if failure.transient:
-            reason += f" (gave up after {record.attempts} attempts)"
-        finished = jobs.finish_record(
-            conn,
-            job.id,
-            record.seq,
-            register_status="Failed",
-            reason=reason,
-            subject_id="",
-            event_id="",
-            attributes_json="",
-            now_ms=now_ms(),
+            registering.append((done, event))
+        added, changes = store_events(conn, job.gallery_id, [event for _, event in registering])
+        stored = registering[: len(added.rows)]
+        events.create_subjects(
+            conn, job.gallery_id, [event.subject_id for _, event in stored], now_ms()
         )
-        return "failed" if finished else "duplicate"
+        full = _Failure(events.gallery_full(added.gallery_size).message, transient=False)
+        failed += [(done, full) for done, _ in registering[len(stored) :]]
+        outcomes, retries = self._failures(failed)
+        outcomes += [
+            RecordOutcome(
+                done.record.seq,
+                "Success",
+                subject_id=event.subject_id,
+                event_id=event.event_id,
+                attributes_json=event.attributes_json,
+            )
+            for done, event in stored
+        ]
+        return outcomes, retries, changes
+
+    def _failures(
+        self, failed: list[tuple[_Done, _Failure]]
+    ) -> tuple[list[RecordOutcome], list[RecordRetry]]:
+        """Final failures, and the records to put back with a back-off because their
+        failure may pass (until they run out of attempts)."""
+        settings = self._settings
+        outcomes: list[RecordOutcome] = []
+        retries: list[RecordRetry] = []
+        for done, failure in failed:
+            attempts = done.record.attempts
+            if failure.transient and attempts < settings.max_attempts:
+                delay_s = min(settings.retry_max_s, settings.retry_base_s * 2 ** (attempts - 1))
+                retries.append(
+                    RecordRetry(done.record.seq, now_ms() + int(delay_s * 1000), failure.reason)
+                )
+                continue
+            reason = failure.reason
+            if failure.transient:
+                reason += f" (gave up after {attempts} attempts)"
+            outcomes.append(RecordOutcome(done.record.seq, "Failed", reason))
+        return outcomes, retries
+
+    def _job_failure(self, job: JobRow, error: Exception) -> _Failure:
+        if isinstance(error, FacegateError):
+            return _Failure(error.message, error.error_type in _TRANSIENT)
+        log.exception("registering bulk records of job %s failed", job.id)
+        return _Failure(f"internal error ({type(error).__name__})", transient=True)
 
     # ------------------------------------------------------------------- helpers
 
@@ -323,19 +367,29 @@ class BulkWorker:
             if source is not None:
                 self._sources.move_to_end(job.id)
                 return source
-        opened = open_source(
-            self._bulk.source_config(job.source),
-            max_bytes=self._max_image_bytes,
-            max_connections=self._settings.workers,
-        )
-        with self._lock:
-            raced = self._sources.get(job.id)
-            if raced is not None:  # another thread opened it meanwhile
-                opened.close()
-                return raced
-            self._sources[job.id] = opened
-            while len(self._sources) > _OPEN_SOURCES:
-                self._sources.popitem(last=False)[1].close()
+            opening = self._opening.setdefault(job.id, threading.Lock())
+        # One thread opens a job's source (creating an S3 client takes a second of CPU
+        # time); the job's other workers wait for it rather than open their own.
+        with opening:
+            with self._lock:
+                source = self._sources.get(job.id)
+            if source is not None:
+                return source
+            try:
+                opened = open_source(
+                    self._bulk.source_config(job.source),
+                    max_bytes=self._max_image_bytes,
+                    max_connections=self._settings.workers,
+                )
+            except BaseException:
+                with self._lock:
+                    self._opening.pop(job.id, None)
+                raise
+            with self._lock:
+                self._opening.pop(job.id, None)
+                self._sources[job.id] = opened
+                while len(self._sources) > _OPEN_SOURCES:
+                    self._sources.popitem(last=False)[1].close()
         return opened
 
     def _quality(self, job: JobRow) -> float:

@@ -20,10 +20,10 @@ from facegate.errors import ErrorType, FacegateError
 from facegate.v1 import common_pb2
 from gateway.backends import Face
 from gateway.deps import GatewayDeps, new_id
-from gateway.replication import now_ms, record_change
+from gateway.replication import now_ms, record_change, record_event_changes
 from gateway.store import events, tags
 from gateway.store.changes import KIND_EVENT
-from gateway.store.records import Application, Change, EventListing
+from gateway.store.records import Application, Change, EventListing, NewEvent
 
 MAX_ID_LENGTH = 256
 MAX_PAGE = 1000
@@ -254,15 +254,28 @@ def store_event(
 ) -> Change:
     """Write an active event of the face, and its outbox row, in the caller's
     transaction; push the returned change after the commit."""
-    events.insert_event(
-        conn,
-        gallery_id=gallery_id,
+    event = new_event(subject_id=subject_id, event_id=event_id, mask=mask, face=face)
+    added, pending = store_events(conn, gallery_id, [event])
+    if not pending:
+        raise events.gallery_full(added.gallery_size)
+    return pending[0]
+
+
+def new_event(*, subject_id: str, event_id: str, mask: int, face: Face) -> NewEvent:
+    return NewEvent(
         event_id=event_id,
         subject_id=subject_id,
         tag_mask=mask,
         model_id=face.template.model_id,
         template=np.asarray(face.vector, dtype="<f4").tobytes(),
         attributes_json=json_format.MessageToJson(face.attributes, indent=None),
-        now_ms=now_ms(),
     )
-    return record_change(conn, gallery_id, KIND_EVENT, event_id=event_id)
+
+
+def store_events(
+    conn: Connection, gallery_id: str, new: Sequence[NewEvent]
+) -> tuple[events.AddedEvents, list[Change]]:
+    """:func:`store_event` for several events: as many as the gallery has slots for, in
+    order (``AddedEvents.rows``), with the changes to push after the commit."""
+    added = events.insert_events(conn, gallery_id, new, now_ms())
+    return added, record_event_changes(conn, gallery_id, [row.event_id for row in added.rows])

@@ -33,7 +33,7 @@ from gateway.periodic import Periodic
 from gateway.store import changes
 from gateway.store.changes import KIND_CLEAR_TAG_BIT, KIND_DROP_GALLERY, KIND_EVENT
 from gateway.store.database import Database
-from gateway.store.events import active_event
+from gateway.store.events import active_event_rows
 from gateway.store.records import Change, EventRow
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,19 @@ def record_change(
         conn, gallery_id=gallery_id, kind=kind, event_id=event_id, bit=bit, now_ms=now_ms()
     )
     return Change(id=change_id, gallery_id=gallery_id, kind=kind, event_id=event_id, bit=bit)
+
+
+def record_event_changes(
+    conn: Connection, gallery_id: str, event_ids: Sequence[str]
+) -> list[Change]:
+    """:func:`record_change` of several events, in one statement."""
+    ids = changes.add_event_changes(
+        conn, gallery_id=gallery_id, event_ids=event_ids, now_ms=now_ms()
+    )
+    return [
+        Change(id=i, gallery_id=gallery_id, kind=KIND_EVENT, event_id=e, bit=None)
+        for i, e in zip(ids, event_ids, strict=True)
+    ]
 
 
 class Replicator:
@@ -185,8 +198,12 @@ class Replicator:
         with ExitStack() as held:
             for stripe in stripes:  # in one order everywhere: no deadlock between pushes
                 held.enter_context(self._stripes[stripe])
+            by_gallery: dict[str, list[str]] = {}
+            for gallery_id, event_id in keys:
+                by_gallery.setdefault(gallery_id, []).append(event_id)
             with self._database.read() as conn:
-                rows = {key: active_event(conn, *key) for key in keys}
+                found = {g: active_event_rows(conn, g, ids) for g, ids in by_gallery.items()}
+            rows = {(g, e): found[g].get(e) for g, e in keys}
             upserts = [matcher_entry(row) for row in rows.values() if row is not None]
             if upserts:
                 self._matcher.upsert(upserts)

@@ -57,11 +57,11 @@ Plan = Literal["exact", "hnsw"]
 
 @dataclass(frozen=True)
 class IndexParams:
-    m: int = 32
+    m: int = 64
     """HNSW links per node (hnswlib M)."""
     ef_construction: int = 200
     """HNSW candidate list while building."""
-    ef_search: int = 512
+    ef_search: int = 448
     """HNSW candidate list while searching (at least the candidates asked for)."""
     projection_dim: int = 128
     """Dimensions the graph's vectors are projected to; 0 = the full vectors."""

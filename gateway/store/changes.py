@@ -7,7 +7,7 @@ matcher acknowledges them, then removes them.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 
 from sqlalchemy import Connection, delete, insert, select
 
@@ -39,6 +39,29 @@ def add_change(
         .returning(changes.c.id)
     ).scalar_one()
     return change_id
+
+
+def add_event_changes(
+    conn: Connection, *, gallery_id: str, event_ids: Sequence[str], now_ms: int
+) -> list[int]:
+    """Records a change of each event, in one statement; their ids, in order."""
+    if not event_ids:
+        return []
+    values = [
+        {
+            "gallery_id": gallery_id,
+            "kind": KIND_EVENT,
+            "event_id": e,
+            "bit": None,
+            "created_ms": now_ms,
+        }
+        for e in event_ids
+    ]
+    return list(
+        conn.execute(
+            insert(changes).returning(changes.c.id, sort_by_parameter_order=True), values
+        ).scalars()
+    )
 
 
 def pending_changes(

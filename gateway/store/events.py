@@ -8,7 +8,8 @@ adds a new active row with the same event and subject ids. A gallery holds at mo
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, delete, exists, func, insert, select, update
@@ -22,7 +23,7 @@ from gateway.store.common import (
     lock_gallery,
     to_stored_mask,
 )
-from gateway.store.records import EventListing, EventRow, EventStatus
+from gateway.store.records import EventListing, EventRow, EventStatus, NewEvent
 from gateway.store.schema import events, subjects
 
 ACTIVE: EventStatus = "A"
@@ -45,13 +46,23 @@ def subject_exists(conn: Connection, gallery_id: str, subject_id: str) -> bool:
 def create_subject(conn: Connection, gallery_id: str, subject_id: str, now_ms: int) -> None:
     """Records the subject; recording it again (a deleted subject enrolled anew) keeps the
     first record. NOT_FOUND when the gallery does not exist."""
+    create_subjects(conn, gallery_id, [subject_id], now_ms)
+
+
+def create_subjects(
+    conn: Connection, gallery_id: str, subject_ids: Sequence[str], now_ms: int
+) -> None:
+    """:func:`create_subject` for several subjects, in one statement."""
     if lock_gallery(conn, gallery_id) is None:
         raise gallery_not_found()
+    if not subject_ids:
+        return
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     conn.execute(
-        dialect.insert(subjects)
-        .values(gallery_id=gallery_id, id=subject_id, created_ms=now_ms)
-        .on_conflict_do_nothing(index_elements=[subjects.c.gallery_id, subjects.c.id])
+        dialect.insert(subjects).on_conflict_do_nothing(
+            index_elements=[subjects.c.gallery_id, subjects.c.id]
+        ),
+        [{"gallery_id": gallery_id, "id": s, "created_ms": now_ms} for s in subject_ids],
     )
 
 
@@ -72,17 +83,47 @@ def insert_event(
     A full gallery recycles its oldest deleted rows; with none to recycle this fails with
     INVALID_REQUEST. NOT_FOUND when the gallery does not exist.
     """
-    stored_mask = to_stored_mask(tag_mask)
+    event = NewEvent(event_id, subject_id, tag_mask, model_id, template, attributes_json)
+    added = insert_events(conn, gallery_id, [event], now_ms)
+    if not added.rows:
+        raise gallery_full(added.gallery_size)
+    return added.rows[0]
+
+
+def gallery_full(size: int) -> FacegateError:
+    return FacegateError(
+        ErrorType.INVALID_REQUEST, f"Gallery is full: {size} of {size} slots in use."
+    )
+
+
+@dataclass(frozen=True)
+class AddedEvents:
+    rows: list[EventRow]
+    """The rows added: those of the first events asked for, as many as had a slot."""
+    gallery_size: int
+
+
+def insert_events(
+    conn: Connection, gallery_id: str, new: Sequence[NewEvent], now_ms: int
+) -> AddedEvents:
+    """:func:`insert_event` for several events (distinct event ids), a few statements in
+    all: the events are added in order until the gallery has no slot left (none
+    recycled); the caller decides what becomes of the others. NOT_FOUND when the
+    gallery does not exist."""
     # Locks the gallery row, so that concurrent inserts count the rows one after the other.
     size = lock_gallery(conn, gallery_id)
     if size is None:
         raise gallery_not_found()
-    conn.execute(
-        update(events)
-        .where(*_active(gallery_id), events.c.event_id == event_id)
-        .values(status=DELETED, last_updated_ms=now_ms)
-    )
-    excess = count_event_rows(conn, gallery_id) - size + 1
+    if not new:
+        return AddedEvents([], size)
+    event_ids = [event.event_id for event in new]
+    for batch in chunks(event_ids):
+        conn.execute(
+            update(events)
+            .where(*_active(gallery_id), events.c.event_id.in_(batch))
+            .values(status=DELETED, last_updated_ms=now_ms)
+        )
+    excess = count_event_rows(conn, gallery_id) - size + len(new)
     if excess > 0:
         recyclable = list(
             conn.execute(
@@ -92,26 +133,32 @@ def insert_event(
                 .limit(excess)
             ).scalars()
         )
-        if len(recyclable) < excess:
-            raise FacegateError(
-                ErrorType.INVALID_REQUEST, f"Gallery is full: {size} of {size} slots in use."
-            )
-        conn.execute(delete(events).where(events.c.row_id.in_(recyclable)))
-    fields: dict[str, Any] = {
-        "gallery_id": gallery_id,
-        "event_id": event_id,
-        "subject_id": subject_id,
-        "model_id": model_id,
-        "template": template,
-        "attributes_json": attributes_json,
-        "last_updated_ms": now_ms,
-    }
-    row_id = conn.execute(
-        insert(events)
-        .values(**fields, status=ACTIVE, tag_mask=stored_mask)
-        .returning(events.c.row_id)
-    ).scalar_one()
-    return EventRow(row_id=row_id, status=ACTIVE, tag_mask=tag_mask, **fields)
+        for batch in chunks(recyclable):
+            conn.execute(delete(events).where(events.c.row_id.in_(batch)))
+        new = new[: len(new) - (excess - len(recyclable))]
+        if not new:
+            return AddedEvents([], size)
+    rows = [
+        EventRow(
+            row_id=0,  # assigned by the insert
+            gallery_id=gallery_id,
+            event_id=event.event_id,
+            subject_id=event.subject_id,
+            status=ACTIVE,
+            tag_mask=event.tag_mask,
+            model_id=event.model_id,
+            template=event.template,
+            attributes_json=event.attributes_json,
+            last_updated_ms=now_ms,
+        )
+        for event in new
+    ]
+    row_ids = conn.execute(
+        insert(events).returning(events.c.row_id, sort_by_parameter_order=True),
+        [_stored_values(row) for row in rows],
+    ).scalars()
+    rows = [replace(row, row_id=row_id) for row, row_id in zip(rows, row_ids, strict=True)]
+    return AddedEvents(rows, size)
 
 
 def mark_subject_deleted(
@@ -161,19 +208,29 @@ def active_events(conn: Connection, gallery_id: str, subject_id: str) -> list[Ev
 
 def active_event(conn: Connection, gallery_id: str, event_id: str) -> EventRow | None:
     """The event's active row, whichever subject it belongs to."""
-    row = conn.execute(
-        select(events).where(*_active(gallery_id), events.c.event_id == event_id)
-    ).first()
-    return None if row is None else _event_row(row)
+    return active_event_rows(conn, gallery_id, [event_id]).get(event_id)
+
+
+def active_event_rows(
+    conn: Connection, gallery_id: str, event_ids: Collection[str]
+) -> dict[str, EventRow]:
+    """The active rows of those of ``event_ids`` that have one, by event id."""
+    found: dict[str, EventRow] = {}
+    for chunk in chunks(event_ids):
+        rows = conn.execute(_ACTIVE_ROWS_AMONG, {"gallery_id": gallery_id, "event_ids": chunk})
+        found.update((row.event_id, _event_row(row)) for row in rows)
+    return found
 
 
 # Built once: this runs on every search, and building and keying a statement cost more
 # than running it.
-_ACTIVE_AMONG = select(events.c.event_id).where(
+_ACTIVE_AMONG_WHERE = (
     events.c.gallery_id == bindparam("gallery_id"),
     events.c.status == ACTIVE,
     events.c.event_id.in_(bindparam("event_ids", expanding=True)),
 )
+_ACTIVE_AMONG = select(events.c.event_id).where(*_ACTIVE_AMONG_WHERE)
+_ACTIVE_ROWS_AMONG = select(events).where(*_ACTIVE_AMONG_WHERE)
 
 
 def active_event_ids(conn: Connection, gallery_id: str, event_ids: Collection[str]) -> set[str]:
@@ -248,6 +305,12 @@ def count_event_rows(conn: Connection, gallery_id: str) -> int:
         select(func.count()).select_from(events).where(events.c.gallery_id == gallery_id)
     ).scalar_one()
     return count
+
+
+def _stored_values(row: EventRow) -> dict[str, Any]:
+    values = {**vars(row), "tag_mask": to_stored_mask(row.tag_mask)}
+    del values["row_id"]
+    return values
 
 
 def _active(gallery_id: str) -> tuple[Any, Any]:

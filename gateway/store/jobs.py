@@ -8,14 +8,28 @@ crashed worker's records come back, then record each outcome with :func:`finish_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Row, exists, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from gateway.store.common import from_stored_mask, gallery_not_found, lock_gallery, to_stored_mask
-from gateway.store.records import BulkSource, JobRecordRow, JobRecordStatus, JobRow, RegisterStatus
+from gateway.store.common import (
+    chunks,
+    from_stored_mask,
+    gallery_not_found,
+    lock_gallery,
+    to_stored_mask,
+)
+from gateway.store.records import (
+    BulkSource,
+    JobRecordRow,
+    JobRecordStatus,
+    JobRow,
+    RecordOutcome,
+    RecordRetry,
+    RegisterStatus,
+)
 from gateway.store.schema import bulk_sources, job_records, jobs
 
 NEW = "N"
@@ -215,23 +229,72 @@ def finish_record(
     """Records the outcome of a new record and marks it processed at ``now_ms``; False
     when it is not new (any more), in which case the caller must roll back what it did
     for the record: another worker processed it."""
-    if register_status not in ("Success", "Failed"):
-        raise ValueError(f"register status {register_status!r} is not Success or Failed")
-    result = conn.execute(
-        update(job_records)
-        .where(*_record_is(job_id, seq), job_records.c.status == NEW)
-        .values(
-            status=PROCESSED,
-            register_status=register_status,
-            reason=reason,
-            subject_id=subject_id,
-            event_id=event_id,
-            attributes_json=attributes_json,
-            lease_until_ms=0,
-            processed_ms=now_ms,
+    outcome = RecordOutcome(seq, register_status, reason, subject_id, event_id, attributes_json)
+    return bool(finish_records(conn, job_id, [outcome], now_ms))
+
+
+def new_record_seqs(conn: Connection, job_id: str, seqs: Collection[int]) -> set[int]:
+    """Those of the job's records ``seqs`` that are still new, locked until the
+    transaction ends (PostgreSQL; on SQLite the write transaction excludes other
+    writers): what the caller does for them cannot race another worker finishing them."""
+    found: set[int] = set()
+    for batch in chunks(seqs):
+        found.update(
+            conn.execute(
+                select(job_records.c.seq)
+                .where(
+                    job_records.c.job_id == job_id,
+                    job_records.c.seq.in_(batch),
+                    job_records.c.status == NEW,
+                )
+                .with_for_update()
+            ).scalars()
         )
-    )
-    return result.rowcount == 1
+    return found
+
+
+def finish_records(
+    conn: Connection, job_id: str, outcomes: Sequence[RecordOutcome], now_ms: int
+) -> set[int]:
+    """Records the outcomes of those records that are still new and marks them processed
+    at ``now_ms``; returns their seqs. The others were processed by another worker: the
+    caller must roll back what it did for them."""
+    for outcome in outcomes:
+        if outcome.register_status not in ("Success", "Failed"):
+            raise ValueError(
+                f"register status {outcome.register_status!r} is not Success or Failed"
+            )
+    finished = new_record_seqs(conn, job_id, [outcome.seq for outcome in outcomes])
+    rows = [
+        {
+            "b_job_id": job_id,
+            "b_seq": outcome.seq,
+            "b_register_status": outcome.register_status,
+            "b_reason": outcome.reason,
+            "b_subject_id": outcome.subject_id,
+            "b_event_id": outcome.event_id,
+            "b_attributes_json": outcome.attributes_json,
+        }
+        for outcome in outcomes
+        if outcome.seq in finished
+    ]
+    if rows:
+        conn.execute(
+            update(job_records)
+            .where(*_bound_record(), job_records.c.status == NEW)
+            .values(
+                status=PROCESSED,
+                register_status=bindparam("b_register_status"),
+                reason=bindparam("b_reason"),
+                subject_id=bindparam("b_subject_id"),
+                event_id=bindparam("b_event_id"),
+                attributes_json=bindparam("b_attributes_json"),
+                lease_until_ms=0,
+                processed_ms=now_ms,
+            ),
+            rows,
+        )
+    return finished
 
 
 def retry_record(
@@ -240,10 +303,30 @@ def retry_record(
     """Puts a new record back after a transient failure: its lease ends now and it may be
     claimed again from ``next_attempt_ms``; ``reason`` shows meanwhile. A processed record
     stays as it is."""
+    retry_records(conn, job_id, [RecordRetry(seq, next_attempt_ms, reason)])
+
+
+def retry_records(conn: Connection, job_id: str, retries: Sequence[RecordRetry]) -> None:
+    """:func:`retry_record` for several records of a job, in one statement."""
+    if not retries:
+        return
     conn.execute(
         update(job_records)
-        .where(*_record_is(job_id, seq), job_records.c.status == NEW)
-        .values(lease_until_ms=0, next_attempt_ms=next_attempt_ms, reason=reason)
+        .where(*_bound_record(), job_records.c.status == NEW)
+        .values(
+            lease_until_ms=0,
+            next_attempt_ms=bindparam("b_next_attempt_ms"),
+            reason=bindparam("b_reason"),
+        ),
+        [
+            {
+                "b_job_id": job_id,
+                "b_seq": retry.seq,
+                "b_next_attempt_ms": retry.next_attempt_ms,
+                "b_reason": retry.reason,
+            }
+            for retry in retries
+        ],
     )
 
 
@@ -288,8 +371,9 @@ def _claimable(now_ms: int) -> tuple[Any, Any, Any]:
     )
 
 
-def _record_is(job_id: str, seq: int) -> tuple[Any, Any]:
-    return job_records.c.job_id == job_id, job_records.c.seq == seq
+def _bound_record() -> tuple[Any, Any]:
+    """The record of an executemany row's ``b_job_id`` and ``b_seq``."""
+    return job_records.c.job_id == bindparam("b_job_id"), job_records.c.seq == bindparam("b_seq")
 
 
 def _optional_bytes(value: bytes | None) -> bytes | None:

@@ -83,6 +83,18 @@ class EventRow:
 
 
 @dataclass(frozen=True)
+class NewEvent:
+    """An event to add to a gallery (gateway.store.events.insert_events)."""
+
+    event_id: str
+    subject_id: str
+    tag_mask: int
+    model_id: str
+    template: bytes
+    attributes_json: str
+
+
+@dataclass(frozen=True)
 class Change:
     """An outbox entry to replay into the matcher; ``kind`` is one of ``changes.KINDS``."""
 
@@ -95,6 +107,27 @@ class Change:
 
 JobRecordStatus = Literal["New", "Processed"]
 RegisterStatus = Literal["", "Success", "Failed"]
+
+
+@dataclass(frozen=True)
+class RecordOutcome:
+    """What became of a job record (gateway.store.jobs.finish_records)."""
+
+    seq: int
+    register_status: Literal["Success", "Failed"]
+    reason: str = ""
+    subject_id: str = ""
+    event_id: str = ""
+    attributes_json: str = ""
+
+
+@dataclass(frozen=True)
+class RecordRetry:
+    """A job record put back after a transient failure (gateway.store.jobs.retry_records)."""
+
+    seq: int
+    next_attempt_ms: int
+    reason: str
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from gateway.servicers import API_KEY_METADATA
 from gateway.store import events
 from gateway.store.database import open_database, sqlite_url
 
-PHOTOS = 60
+PHOTOS = 200
 START_TIMEOUT_S = 120
 FINISH_TIMEOUT_S = 300
 

@@ -372,3 +372,29 @@ def _tenant_of(conn: Connection, gallery_id: str) -> str:
     gallery = galleries_store.gallery_by_id(conn, gallery_id)
     assert gallery is not None
     return gallery.tenant_id
+
+
+def test_a_full_gallery_fails_the_records_it_has_no_slot_for(
+    stack: Stack, client: SignedClient
+) -> None:
+    signer = client.with_api_key(None)
+    gallery = signer.call("POST", "/api/galleries", {"name": "tiny", "size": 3}).json()
+    tiny = signer.with_api_key(gallery["apiKey"])
+    folder = stack.settings.bulk_root / str(gallery["id"])
+    folder.mkdir(parents=True)
+    names = [f"{n}-{photo.name}" for n in range(2) for photo in sorted(OBAMA.iterdir())][:5]
+    for name in names:
+        shutil.copy(OBAMA / name.split("-", 1)[1], folder / name)
+    registrations = [{"filename": name} for name in names]
+    response = tiny.call("POST", "/v1.1/jobs/bulkregister", {"registrations": registrations})
+    assert response.status_code == 200, response.text
+    records = wait_processed(tiny, response.json()["batchId"])
+    outcomes = sorted((r["registerStatus"], r["reason"]) for r in records)
+    assert (
+        outcomes
+        == [("Failed", "Gallery is full: 3 of 3 slots in use.")] * 2 + [("Success", "")] * 3
+    )
+    listed = tiny.call("GET", "/v1.1/subjects").json()
+    assert sorted(s["id"] for s in listed["subjects"]) == sorted(
+        r["subjectId"] for r in records if r["registerStatus"] == "Success"
+    )

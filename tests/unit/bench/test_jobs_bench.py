@@ -88,7 +88,8 @@ def test_parse_task_stat_with_awkward_names() -> None:
     ("python_name", "native", "group"),
     [
         ("facegate-bulk-claims", "python", "job claimer"),
-        ("facegate-bulk_3", "python", "job workers (read, extract call, store, matcher push)"),
+        ("facegate-bulk-commits", "python", "job committer (store, matcher push)"),
+        ("facegate-bulk_3", "python", "job workers (read, extract call)"),
         ("batcher-recognizer", "python", "extractor: recognizer model"),
         ("grpc_7", "python", "gRPC servers' handlers (extractor decode/align, matcher, gateway)"),
         ("Thread-12 (process_request_thread)", "python", "moto S3 server (requests)"),

@@ -61,3 +61,20 @@ def test_many_changes_are_removed_at_once(database: Database) -> None:
 def test_unknown_kinds_are_refused(database: Database) -> None:
     with pytest.raises(ValueError, match="unknown change kind"), database.write() as conn:
         changes.add_change(conn, gallery_id="g", kind="rename", now_ms=1)
+
+
+def test_event_changes_are_added_in_order(database: Database) -> None:
+    with database.write() as conn:
+        first = changes.add_change(conn, gallery_id="g1", kind="event", event_id="e0", now_ms=5)
+        ids = changes.add_event_changes(
+            conn, gallery_id="g1", event_ids=["e2", "e1", "e3"], now_ms=6
+        )
+        assert changes.add_event_changes(conn, gallery_id="g1", event_ids=[], now_ms=7) == []
+    assert first < ids[0] < ids[1] < ids[2]
+    with database.read() as conn:
+        assert changes.pending_changes(conn, 10) == [
+            Change(first, "g1", "event", "e0", None),
+            Change(ids[0], "g1", "event", "e2", None),
+            Change(ids[1], "g1", "event", "e1", None),
+            Change(ids[2], "g1", "event", "e3", None),
+        ]

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from facegate.errors import ErrorType, FacegateError
 from gateway.store import events, galleries
 from gateway.store.database import Database
-from gateway.store.records import EventListing, EventRow
+from gateway.store.records import EventListing, EventRow, NewEvent
 from gateway.store.schema import events as events_table
 from tests.support.store import new_event, new_gallery, new_id, new_tenant
 
@@ -291,3 +291,35 @@ def test_events_need_the_gallery(database: Database) -> None:
         )
     assert subject_info.value.error_type is ErrorType.NOT_FOUND
     assert event_info.value.error_type is ErrorType.NOT_FOUND
+
+
+def test_insert_events_adds_as_many_as_the_gallery_holds(database: Database) -> None:
+    gallery_id = _gallery(database, size=5)
+    with database.write() as conn:
+        kept = new_event(conn, gallery_id, "s0", now_ms=1)
+        updated = new_event(conn, gallery_id, "s1", now_ms=2)
+        gone = new_event(conn, gallery_id, "s2", now_ms=3)
+        events.mark_event_deleted(conn, gallery_id, "s2", gone.event_id, 4)
+    batch = [
+        NewEvent(updated.event_id, "s1", 1, "m", b"\x01", "{}"),  # retires its active row
+        *(
+            NewEvent(f"e{i}", f"t{i}", TOP_BIT | i, "m", bytes([i]), f'{{"i": {i}}}')
+            for i in range(4)
+        ),
+    ]
+    with database.write() as conn:
+        events.create_subjects(conn, gallery_id, ["t0", "t1", "t0"], 50)
+        added = events.insert_events(conn, gallery_id, batch, 50)
+        assert events.insert_events(conn, gallery_id, [], 60).rows == []
+    # Five slots: kept and four new rows, after recycling gone's row and the row the
+    # update retired; the last event has no slot.
+    assert added.gallery_size == 5
+    assert [row.event_id for row in added.rows] == [updated.event_id, "e0", "e1", "e2"]
+    assert added.rows[2].tag_mask == TOP_BIT | 1
+    assert _all_rows(database, gallery_id) == [kept, *added.rows]
+    with database.read() as conn:
+        assert events.subject_exists(conn, gallery_id, "t0")
+        assert not events.subject_exists(conn, gallery_id, "t2")
+    with pytest.raises(FacegateError) as info, database.write() as conn:
+        events.insert_events(conn, "missing", batch, 1)
+    assert info.value.error_type is ErrorType.NOT_FOUND

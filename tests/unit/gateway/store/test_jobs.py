@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from facegate.errors import ErrorType, FacegateError
 from gateway.store import galleries, jobs
 from gateway.store.database import Database
-from gateway.store.records import BulkSource, JobRecordRow, JobRow
+from gateway.store.records import BulkSource, JobRecordRow, JobRow, RecordOutcome, RecordRetry
 from gateway.store.schema import bulk_sources, job_records
 from gateway.store.schema import jobs as jobs_table
 from tests.support.store import new_gallery, new_id, new_tenant
@@ -404,3 +404,39 @@ def test_deleting_a_gallery_deletes_its_jobs_and_source(database: Database) -> N
         assert jobs.bulk_source(conn, kept) == _bucket(kept)
         assert jobs.pending_job_ids(conn) != []
     assert remaining == {"jobs": 1, "job_records": 3, "bulk_sources": 1}
+
+
+def test_finish_records_records_only_the_new_ones(database: Database) -> None:
+    job = _job(database, _gallery(database), 4)
+    claimed = [record for _, record in _claim(database, 1_000, 4)]
+    assert _finish(database, claimed[1])
+    outcomes = [
+        RecordOutcome(0, "Success", "", "s0", "e0", '{"age": 1}'),
+        RecordOutcome(1, "Failed", "No face found."),  # already processed: left alone
+        RecordOutcome(3, "Failed", "Not an image."),
+    ]
+    with database.write() as conn:
+        assert jobs.new_record_seqs(conn, job.id, [0, 1, 2, 3, 99]) == {0, 2, 3}
+        assert jobs.finish_records(conn, job.id, outcomes, 7_000) == {0, 3}
+        jobs.retry_records(
+            conn, job.id, [RecordRetry(2, 8_000, "S3 timed out."), RecordRetry(3, 9, "x")]
+        )
+    records = _records(database, job)
+    assert [
+        (r.status, r.register_status, r.reason, r.subject_id, r.event_id, r.attributes_json)
+        for r in records
+    ] == [
+        ("Processed", "Success", "", "s0", "e0", '{"age": 1}'),
+        ("Processed", "Success", "", "subject-1", "event-1", '{"age": 30}'),
+        ("New", "", "S3 timed out.", "", "", ""),
+        ("Processed", "Failed", "Not an image.", "", "", ""),
+    ]
+    assert [(r.processed_ms, r.lease_until_ms, r.next_attempt_ms) for r in records] == [
+        (7_000, 0, 0),
+        (9_000, 0, 0),
+        (0, 0, 8_000),
+        (7_000, 0, 0),
+    ]
+    with database.write() as conn:
+        assert jobs.finish_records(conn, job.id, [], 1) == set()
+        jobs.retry_records(conn, job.id, [])

@@ -8,8 +8,9 @@ directory. One tenant, one gallery. Its subjects: ~20 real people registered thr
 REST (POST /v1.1/subjects with one photo each: bench/dataset.py's face_recognition test
 set, then lfw-dev people with two photos or more), and synthetic people (four templates
 each, bench/synthetic.py, the shipped recognizer's dimension and statistics) written as
-the gateway writes an enrolment: the subject and event rows of gateway.store.events in
-store transactions (many rows per statement), then MatcherEntry upserts to the matcher.
+the gateway writes an enrolment: the subject and event rows through
+gateway.store.events (insert_events, create_subjects; 2,000 per transaction), then
+MatcherEntry upserts to the matcher.
 The stack is restarted after each enrolment so that the matcher's graph is complete
 when measuring (a shard merges what is pending on open). Gallery sizes count every
 active event.
@@ -97,8 +98,6 @@ from typing import Any
 
 import numpy as np
 from google.protobuf import json_format
-from sqlalchemy import insert
-from sqlalchemy.dialects import sqlite
 
 from bench import synthetic
 from bench.dataset import REPO_ROOT, faces_dir, lfw_dev
@@ -110,8 +109,8 @@ from facegate.errors import FacegateError
 from facegate.v1 import common_pb2, matcher_pb2
 from gateway.backends import Face
 from gateway.search import DEFAULT_LIMIT, DEFAULT_THRESHOLD
-from gateway.store import schema
-from gateway.store.events import ACTIVE
+from gateway.store import events
+from gateway.store.records import NewEvent
 from gateway.tenancy import create_tenant
 from matcher.shard import MAX_K
 from tests.support.stack import SignedClient, Stack, b64, running_stack
@@ -235,38 +234,30 @@ def _event_id(row: int) -> str:
 def enrol_synthetic(stack: Stack, setup: Setup, vectors: np.ndarray, rows: range) -> dict[str, Any]:
     """Store rows, then matcher entries, for synthetic rows ``rows``; seconds spent.
 
-    The rows are those gateway.store.events.create_subject and insert_event write for a
-    new subject's new events, inserted many per statement: insert_event counts the
-    gallery's slots on every call, which makes 100,000 single inserts take minutes.
+    The rows go through the store functions the gateway's registrations use
+    (gateway.store.events.insert_events and create_subjects), many per transaction.
     """
     database, gallery = stack.deps.database, setup.gallery_id
     start = time.perf_counter()
     for lo in range(rows.start, rows.stop, STORE_BATCH):
         batch = range(lo, min(rows.stop, lo + STORE_BATCH))
         now = time.time_ns() // 1_000_000
-        people = sorted({_subject_id(row) for row in batch})
+        new = [
+            NewEvent(
+                event_id=_event_id(row),
+                subject_id=_subject_id(row),
+                tag_mask=0,
+                model_id=setup.model_id,
+                template=np.asarray(vectors[row], dtype="<f4").tobytes(),
+                attributes_json=setup.attributes_json,
+            )
+            for row in batch
+        ]
         with database.write() as conn:
-            conn.execute(
-                sqlite.insert(schema.subjects).on_conflict_do_nothing(),
-                [{"gallery_id": gallery, "id": person, "created_ms": now} for person in people],
-            )
-            conn.execute(
-                insert(schema.events),
-                [
-                    {
-                        "gallery_id": gallery,
-                        "event_id": _event_id(row),
-                        "subject_id": _subject_id(row),
-                        "status": ACTIVE,
-                        "tag_mask": 0,
-                        "model_id": setup.model_id,
-                        "template": np.asarray(vectors[row], dtype="<f4").tobytes(),
-                        "attributes_json": setup.attributes_json,
-                        "last_updated_ms": now,
-                    }
-                    for row in batch
-                ],
-            )
+            added = events.insert_events(conn, gallery, new, now)
+            if len(added.rows) != len(new):
+                raise RuntimeError(f"gallery {gallery} is full: size {added.gallery_size}")
+            events.create_subjects(conn, gallery, sorted({e.subject_id for e in new}), now)
     stored = time.perf_counter()
     for lo in range(rows.start, rows.stop, MATCHER_BATCH):
         entries = []

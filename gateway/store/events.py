@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, exists, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from facegate.errors import ErrorType, FacegateError
@@ -24,7 +24,7 @@ from gateway.store.common import (
     to_stored_mask,
 )
 from gateway.store.records import EventListing, EventRow, EventStatus, NewEvent
-from gateway.store.schema import events, subjects
+from gateway.store.schema import events, galleries, subjects
 
 ACTIVE: EventStatus = "A"
 DELETED: EventStatus = "D"
@@ -136,6 +136,7 @@ def insert_events(
         for batch in chunks(recyclable):
             conn.execute(delete(events).where(events.c.row_id.in_(batch)))
         new = new[: len(new) - (excess - len(recyclable))]
+        _add_event_rows(conn, gallery_id, -len(recyclable))
         if not new:
             return AddedEvents([], size)
     rows = [
@@ -158,6 +159,7 @@ def insert_events(
         [_stored_values(row) for row in rows],
     ).scalars()
     rows = [replace(row, row_id=row_id) for row, row_id in zip(rows, row_ids, strict=True)]
+    _add_event_rows(conn, gallery_id, len(rows))
     return AddedEvents(rows, size)
 
 
@@ -300,11 +302,20 @@ def active_rows_after(
 
 
 def count_event_rows(conn: Connection, gallery_id: str) -> int:
-    """The gallery's rows of both statuses: its slots in use."""
-    count: int = conn.execute(
-        select(func.count()).select_from(events).where(events.c.gallery_id == gallery_id)
-    ).scalar_one()
-    return count
+    """The gallery's rows of both statuses: its slots in use (0 for no gallery)."""
+    count: int | None = conn.execute(
+        select(galleries.c.event_rows).where(galleries.c.id == gallery_id)
+    ).scalar_one_or_none()
+    return count or 0
+
+
+def _add_event_rows(conn: Connection, gallery_id: str, added: int) -> None:
+    if added:
+        conn.execute(
+            update(galleries)
+            .where(galleries.c.id == gallery_id)
+            .values(event_rows=galleries.c.event_rows + added)
+        )
 
 
 def _stored_values(row: EventRow) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, select, update
 
 from facegate.errors import ErrorType, FacegateError
 from gateway.store.common import gallery_not_found, lock_gallery, try_execute
@@ -28,15 +28,6 @@ class GalleryNameTaken(Exception):  # noqa: N818 - the name says what happened
     def __init__(self, existing_gallery_id: str) -> None:
         super().__init__(existing_gallery_id)
         self.existing_gallery_id = existing_gallery_id
-
-
-_event_count = (
-    select(func.count())
-    .select_from(events)
-    .where(events.c.gallery_id == galleries.c.id)
-    .scalar_subquery()
-)
-_gallery_with_count = select(galleries, _event_count.label("event_count"))
 
 
 def create_gallery(
@@ -62,7 +53,12 @@ def create_gallery(
         created_ms=now_ms,
         count=0,
     )
-    values = {column.name: getattr(gallery, column.name) for column in galleries.columns}
+    values: dict[str, Any] = {
+        column.name: getattr(gallery, column.name)
+        for column in galleries.columns
+        if column.name != "event_rows"
+    }
+    values["event_rows"] = gallery.count
     error = try_execute(conn, insert(galleries).values(values))
     if error is not None:
         _require_free_name(conn, tenant_id, name)
@@ -73,21 +69,21 @@ def create_gallery(
 def get_gallery(conn: Connection, tenant_id: str, gallery_id: str) -> Gallery | None:
     """The tenant's gallery of that id; None also when another tenant owns it."""
     row = conn.execute(
-        _gallery_with_count.where(galleries.c.id == gallery_id, galleries.c.tenant_id == tenant_id)
+        select(galleries).where(galleries.c.id == gallery_id, galleries.c.tenant_id == tenant_id)
     ).first()
     return None if row is None else _gallery(row)
 
 
 def gallery_by_id(conn: Connection, gallery_id: str) -> Gallery | None:
     """The gallery of that id whoever owns it (for internal use, not for requests)."""
-    row = conn.execute(_gallery_with_count.where(galleries.c.id == gallery_id)).first()
+    row = conn.execute(select(galleries).where(galleries.c.id == gallery_id)).first()
     return None if row is None else _gallery(row)
 
 
 def list_galleries(conn: Connection, tenant_id: str) -> list[Gallery]:
     """The tenant's galleries, by name."""
     rows = conn.execute(
-        _gallery_with_count.where(galleries.c.tenant_id == tenant_id).order_by(galleries.c.name)
+        select(galleries).where(galleries.c.tenant_id == tenant_id).order_by(galleries.c.name)
     )
     return [_gallery(row) for row in rows]
 
@@ -247,7 +243,7 @@ def _gallery(row: Row[Any]) -> Gallery:
         size=row.size,
         face_minimum_quality_score=row.face_minimum_quality_score,
         created_ms=row.created_ms,
-        count=row.event_count,
+        count=row.event_rows,
     )
 
 

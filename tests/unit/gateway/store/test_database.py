@@ -7,13 +7,15 @@ import time
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, create_engine, func, insert, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from gateway.store import tenants
+from gateway.store import events, tenants
 from gateway.store.database import (
     MIGRATIONS,
     UPGRADE_LOCK_KEY,
@@ -21,6 +23,7 @@ from gateway.store.database import (
     open_database,
     sqlite_url,
 )
+from gateway.store.schema import events as events_table
 from gateway.store.schema import metadata
 from gateway.store.schema import tenants as tenants_table
 from tests.support.store import new_event, new_gallery, new_tenant
@@ -201,3 +204,61 @@ def test_sqlite_connections_are_durable_and_enforce_foreign_keys(tmp_path: Path)
 def test_sqlite_url_is_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     assert sqlite_url(Path("relative.db")) == f"sqlite+pysqlite:///{tmp_path}/relative.db"
+
+
+def test_upgrade_to_0004_counts_each_gallerys_event_rows(empty_url: str) -> None:
+    engine = create_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            config = Config()
+            config.set_main_option("script_location", str(MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "0003")
+            conn.execute(
+                insert(tenants_table),
+                [
+                    {
+                        "id": "t",
+                        "name": "t",
+                        "access_key_id": "AK",
+                        "secret_ciphertext": b"x",
+                        "created_ms": 1,
+                    }
+                ],
+            )
+            for gallery_id in ("full", "empty"):
+                conn.execute(
+                    text(
+                        "INSERT INTO galleries (id, tenant_id, name, description, size,"
+                        " face_minimum_quality_score, created_ms)"
+                        " VALUES (:id, 't', :id, '', 10, 0.5, 1)"
+                    ),
+                    {"id": gallery_id},
+                )
+            conn.execute(
+                insert(events_table),
+                [
+                    {
+                        "gallery_id": "full",
+                        "event_id": f"e{i}",
+                        "subject_id": "s",
+                        "status": status,
+                        "tag_mask": 0,
+                        "model_id": "m",
+                        "template": b"",
+                        "attributes_json": "{}",
+                        "last_updated_ms": i,
+                    }
+                    for i, status in enumerate("AAD")
+                ],
+            )
+    finally:
+        engine.dispose()
+    database = open_database(empty_url)
+    try:
+        with database.read() as conn:
+            assert events.count_event_rows(conn, "full") == 3
+            assert events.count_event_rows(conn, "empty") == 0
+            assert events.count_event_rows(conn, "missing") == 0
+    finally:
+        database.close()

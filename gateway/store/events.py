@@ -107,38 +107,40 @@ def insert_events(
     conn: Connection, gallery_id: str, new: Sequence[NewEvent], now_ms: int
 ) -> AddedEvents:
     """:func:`insert_event` for several events (distinct event ids), a few statements in
-    all: the events are added in order until the gallery has no slot left (none
-    recycled); the caller decides what becomes of the others. NOT_FOUND when the
-    gallery does not exist."""
+    all: the first events, as many as the gallery has slots for, are added (retiring the
+    previous active rows of those, and recycling deleted rows as needed); nothing is
+    changed for the others, which the caller decides about. NOT_FOUND when the gallery
+    does not exist."""
     # Locks the gallery row, so that concurrent inserts count the rows one after the other.
     size = lock_gallery(conn, gallery_id)
     if size is None:
         raise gallery_not_found()
     if not new:
         return AddedEvents([], size)
-    event_ids = [event.event_id for event in new]
-    for batch in chunks(event_ids):
+    over = count_event_rows(conn, gallery_id) - size  # slots to free before any insert
+    replacing = active_event_ids(conn, gallery_id, [event.event_id for event in new])
+    deleted = _deleted_row_ids(conn, gallery_id, over + len(new))
+    # An event fits while the rows over the size can be recycled: the deleted rows, and
+    # the rows retired by the updates among the events added so far.
+    fit = retired = 0
+    for event in new:
+        retiring = retired + (event.event_id in replacing)
+        if over + fit + 1 > len(deleted) + retiring:
+            break
+        fit, retired = fit + 1, retiring
+    new = new[:fit]
+    if not new:
+        return AddedEvents([], size)
+    retire = [event.event_id for event in new if event.event_id in replacing]
+    for batch in chunks(retire):
         conn.execute(
             update(events)
             .where(*_active(gallery_id), events.c.event_id.in_(batch))
             .values(status=DELETED, last_updated_ms=now_ms)
         )
-    excess = count_event_rows(conn, gallery_id) - size + len(new)
-    if excess > 0:
-        recyclable = list(
-            conn.execute(
-                select(events.c.row_id)
-                .where(events.c.gallery_id == gallery_id, events.c.status == DELETED)
-                .order_by(events.c.last_updated_ms, events.c.row_id)
-                .limit(excess)
-            ).scalars()
-        )
-        for batch in chunks(recyclable):
-            conn.execute(delete(events).where(events.c.row_id.in_(batch)))
-        new = new[: len(new) - (excess - len(recyclable))]
-        _add_event_rows(conn, gallery_id, -len(recyclable))
-        if not new:
-            return AddedEvents([], size)
+    recycled = _deleted_row_ids(conn, gallery_id, over + len(new))
+    for recycled_ids in chunks(recycled):
+        conn.execute(delete(events).where(events.c.row_id.in_(recycled_ids)))
     rows = [
         EventRow(
             row_id=0,  # assigned by the insert
@@ -159,8 +161,22 @@ def insert_events(
         [_stored_values(row) for row in rows],
     ).scalars()
     rows = [replace(row, row_id=row_id) for row, row_id in zip(rows, row_ids, strict=True)]
-    _add_event_rows(conn, gallery_id, len(rows))
+    _add_event_rows(conn, gallery_id, len(rows) - len(recycled))
     return AddedEvents(rows, size)
+
+
+def _deleted_row_ids(conn: Connection, gallery_id: str, limit: int) -> list[int]:
+    """The gallery's oldest deleted rows, the next to recycle, at most ``limit``."""
+    if limit <= 0:
+        return []
+    return list(
+        conn.execute(
+            select(events.c.row_id)
+            .where(events.c.gallery_id == gallery_id, events.c.status == DELETED)
+            .order_by(events.c.last_updated_ms, events.c.row_id)
+            .limit(limit)
+        ).scalars()
+    )
 
 
 def mark_subject_deleted(

@@ -323,3 +323,36 @@ def test_insert_events_adds_as_many_as_the_gallery_holds(database: Database) -> 
     with pytest.raises(FacegateError) as info, database.write() as conn:
         events.insert_events(conn, "missing", batch, 1)
     assert info.value.error_type is ErrorType.NOT_FOUND
+
+
+def test_insert_events_into_an_overfull_gallery_adds_and_recycles_nothing(
+    database: Database,
+) -> None:
+    gallery_id = _gallery(database, size=4)
+    with database.write() as conn:
+        rows = [new_event(conn, gallery_id, f"s{i}", now_ms=i) for i in range(4)]
+        events.mark_event_deleted(conn, gallery_id, "s0", rows[0].event_id, 10)
+        galleries.update_gallery(conn, gallery_id, size=2)
+    batch = [NewEvent(f"e{i}", f"t{i}", 0, "m", b"", "{}") for i in range(5)]
+    with database.write() as conn:
+        # One deleted row to recycle, two rows over the size: not even one event fits.
+        added = events.insert_events(conn, gallery_id, batch, 20)
+    assert added.rows == []
+    assert len(_all_rows(database, gallery_id)) == 4  # the deleted row is still listed
+
+
+def test_insert_events_retires_only_the_events_it_adds(database: Database) -> None:
+    gallery_id = _gallery(database, size=1)
+    with database.write() as conn:
+        kept = new_event(conn, gallery_id, "s0", now_ms=1)
+    update = NewEvent(kept.event_id, "s0", 0, "m", b"\x01", "{}")
+    with database.write() as conn:
+        # The gallery is full: the new event has no slot, so the update after it is
+        # not added either, and the event it would replace stays active.
+        added = events.insert_events(
+            conn, gallery_id, [NewEvent("e1", "s1", 0, "m", b"", "{}"), update], 5
+        )
+    assert added.rows == []
+    assert _all_rows(database, gallery_id) == [kept]
+    with database.read() as conn:
+        assert events.count_event_rows(conn, gallery_id) == 1

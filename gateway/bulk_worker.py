@@ -266,30 +266,31 @@ class BulkWorker:
         with self._deps.database.write() as conn:
             for job_batch in by_job.values():
                 job = job_batch[0].job
+                failure: _Failure | None = None
                 with conn.begin_nested() as savepoint:
                     try:
                         outcomes, retries, job_changes = self._register(conn, job, job_batch)
+                        # _register took the records (new_record_seqs): still theirs.
+                        jobs.record_outcomes(conn, job.id, outcomes, now_ms())
                     except SQLAlchemyError:
                         raise  # the store's trouble: the whole batch is retried
                     except Exception as error:  # this job's (its gallery is gone...)
                         savepoint.rollback()
                         failure = self._job_failure(job, error)
-                        outcomes, retries = self._failures([(d, failure) for d in job_batch])
-                        job_changes = []
-                finished = jobs.finish_records(conn, job.id, outcomes, now_ms())
+                if failure is not None:
+                    outcomes, retries = self._failures([(d, failure) for d in job_batch])
+                    finished = jobs.finish_records(conn, job.id, outcomes, now_ms())
+                    outcomes = [o for o in outcomes if o.seq in finished]
+                    job_changes = []
                 jobs.retry_records(conn, job.id, retries)
                 changes += job_changes
-                counts["success"] += sum(
-                    1 for o in outcomes if o.seq in finished and o.register_status == "Success"
-                )
-                counts["failed"] += sum(
-                    1 for o in outcomes if o.seq in finished and o.register_status == "Failed"
-                )
+                for outcome in outcomes:
+                    counts["success" if outcome.register_status == "Success" else "failed"] += 1
                 counts["retried"] += len(retries)
                 counts["duplicate"] += len(job_batch) - len(outcomes) - len(retries)
         self._deps.replicator.push(changes)
-        for outcome, count in counts.items():
-            JOB_RECORDS.labels(outcome).inc(count)
+        for kind, count in counts.items():
+            JOB_RECORDS.labels(kind).inc(count)
 
     def _register(
         self, conn: Connection, job: JobRow, batch: list[_Done]

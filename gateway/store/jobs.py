@@ -265,36 +265,43 @@ def finish_records(
                 f"register status {outcome.register_status!r} is not Success or Failed"
             )
     finished = new_record_seqs(conn, job_id, [outcome.seq for outcome in outcomes])
-    rows = [
-        {
-            "b_job_id": job_id,
-            "b_seq": outcome.seq,
-            "b_register_status": outcome.register_status,
-            "b_reason": outcome.reason,
-            "b_subject_id": outcome.subject_id,
-            "b_event_id": outcome.event_id,
-            "b_attributes_json": outcome.attributes_json,
-        }
-        for outcome in outcomes
-        if outcome.seq in finished
-    ]
-    if rows:
-        conn.execute(
-            update(job_records)
-            .where(*_bound_record(), job_records.c.status == NEW)
-            .values(
-                status=PROCESSED,
-                register_status=bindparam("b_register_status"),
-                reason=bindparam("b_reason"),
-                subject_id=bindparam("b_subject_id"),
-                event_id=bindparam("b_event_id"),
-                attributes_json=bindparam("b_attributes_json"),
-                lease_until_ms=0,
-                processed_ms=now_ms,
-            ),
-            rows,
-        )
+    record_outcomes(conn, job_id, [o for o in outcomes if o.seq in finished], now_ms)
     return finished
+
+
+def record_outcomes(
+    conn: Connection, job_id: str, outcomes: Sequence[RecordOutcome], now_ms: int
+) -> None:
+    """:func:`finish_records` for records the caller has taken with
+    :func:`new_record_seqs` in this transaction (so they are new, and stay so)."""
+    if not outcomes:
+        return
+    conn.execute(
+        update(job_records)
+        .where(*_bound_record(), job_records.c.status == NEW)
+        .values(
+            status=PROCESSED,
+            register_status=bindparam("b_register_status"),
+            reason=bindparam("b_reason"),
+            subject_id=bindparam("b_subject_id"),
+            event_id=bindparam("b_event_id"),
+            attributes_json=bindparam("b_attributes_json"),
+            lease_until_ms=0,
+            processed_ms=now_ms,
+        ),
+        [
+            {
+                "b_job_id": job_id,
+                "b_seq": outcome.seq,
+                "b_register_status": outcome.register_status,
+                "b_reason": outcome.reason,
+                "b_subject_id": outcome.subject_id,
+                "b_event_id": outcome.event_id,
+                "b_attributes_json": outcome.attributes_json,
+            }
+            for outcome in outcomes
+        ],
+    )
 
 
 def retry_record(

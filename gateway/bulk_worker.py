@@ -6,7 +6,7 @@ leases the record, so a worker that dies mid-record gives it back when the lease
 out. A claimed record is read from its job's source, its face extracted (the records in
 flight are batched together by the extractor's micro-batcher), and then, in ONE
 transaction, the record is marked processed and the subject, event and outbox row are
-written. ``finish_record`` only succeeds on a record that is still new, so however
+written. Only a record that is still new is marked (``new_record_seqs``), so however
 often a record is claimed (lease expiry, a second gateway), it is registered exactly
 once: the outcome and the registration commit together or not at all.
 

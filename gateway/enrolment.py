@@ -255,10 +255,8 @@ def store_event(
     """Write an active event of the face, and its outbox row, in the caller's
     transaction; push the returned change after the commit."""
     event = new_event(subject_id=subject_id, event_id=event_id, mask=mask, face=face)
-    added, pending = store_events(conn, gallery_id, [event])
-    if not pending:
-        raise events.gallery_full(added.gallery_size)
-    return pending[0]
+    events.insert_event(conn, gallery_id=gallery_id, **vars(event), now_ms=now_ms())
+    return record_change(conn, gallery_id, KIND_EVENT, event_id=event_id)
 
 
 def new_event(*, subject_id: str, event_id: str, mask: int, face: Face) -> NewEvent:

@@ -2,14 +2,14 @@
 
 A job holds one record per registration, in request order (``seq``). Workers claim new
 records in batches with :func:`claim_records`, which leases them for a while so that a
-crashed worker's records come back, then record each outcome with :func:`finish_record`
-(exactly once) or put the record back for later with :func:`retry_record`.
+crashed worker's records come back, then record each outcome with :func:`finish_records`
+(exactly once) or put the record back for later with :func:`retry_records`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import Connection, Row, bindparam, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -214,25 +214,6 @@ def claim_records(
     return [(job, record) for job, records in served for record in records]
 
 
-def finish_record(
-    conn: Connection,
-    job_id: str,
-    seq: int,
-    *,
-    register_status: Literal["Success", "Failed"],
-    reason: str,
-    subject_id: str,
-    event_id: str,
-    attributes_json: str,
-    now_ms: int,
-) -> bool:
-    """Records the outcome of a new record and marks it processed at ``now_ms``; False
-    when it is not new (any more), in which case the caller must roll back what it did
-    for the record: another worker processed it."""
-    outcome = RecordOutcome(seq, register_status, reason, subject_id, event_id, attributes_json)
-    return bool(finish_records(conn, job_id, [outcome], now_ms))
-
-
 def new_record_seqs(conn: Connection, job_id: str, seqs: Collection[int]) -> set[int]:
     """Those of the job's records ``seqs`` that are still new, locked until the
     transaction ends (PostgreSQL; on SQLite the write transaction excludes other
@@ -304,17 +285,10 @@ def record_outcomes(
     )
 
 
-def retry_record(
-    conn: Connection, job_id: str, seq: int, *, next_attempt_ms: int, reason: str
-) -> None:
-    """Puts a new record back after a transient failure: its lease ends now and it may be
-    claimed again from ``next_attempt_ms``; ``reason`` shows meanwhile. A processed record
-    stays as it is."""
-    retry_records(conn, job_id, [RecordRetry(seq, next_attempt_ms, reason)])
-
-
 def retry_records(conn: Connection, job_id: str, retries: Sequence[RecordRetry]) -> None:
-    """:func:`retry_record` for several records of a job, in one statement."""
+    """Puts new records back after a transient failure: their leases end now and each may
+    be claimed again from its ``next_attempt_ms``; its ``reason`` shows meanwhile. A
+    processed record stays as it is."""
     if not retries:
         return
     conn.execute(

@@ -67,18 +67,16 @@ def _records(database: Database, job: JobRow) -> list[JobRecordRow]:
 
 
 def _finish(database: Database, record: JobRecordRow, *, success: bool = True) -> bool:
+    outcome = RecordOutcome(
+        record.seq,
+        "Success" if success else "Failed",
+        reason="" if success else "No face found.",
+        subject_id=f"subject-{record.seq}" if success else "",
+        event_id=f"event-{record.seq}" if success else "",
+        attributes_json='{"age": 30}' if success else "",
+    )
     with database.write() as conn:
-        return jobs.finish_record(
-            conn,
-            record.job_id,
-            record.seq,
-            register_status="Success" if success else "Failed",
-            reason="" if success else "No face found.",
-            subject_id=f"subject-{record.seq}" if success else "",
-            event_id=f"event-{record.seq}" if success else "",
-            attributes_json='{"age": 30}' if success else "",
-            now_ms=9_000,
-        )
+        return jobs.finish_records(conn, record.job_id, [outcome], 9_000) == {record.seq}
 
 
 def test_create_job_keeps_the_records_in_request_order(database: Database) -> None:
@@ -233,7 +231,7 @@ def test_retry_releases_the_lease_until_the_next_attempt(database: Database) -> 
     job = _job(database, _gallery(database), 2)
     [(_, record), _] = _claim(database, 1_000, 2)
     with database.write() as conn:
-        jobs.retry_record(conn, job.id, 0, next_attempt_ms=5_000, reason="Extractor timed out.")
+        jobs.retry_records(conn, job.id, [RecordRetry(0, 5_000, "Extractor timed out.")])
     retried = _records(database, job)[0]
     assert retried == dataclasses.replace(
         record, lease_until_ms=0, next_attempt_ms=5_000, reason="Extractor timed out."
@@ -243,7 +241,7 @@ def test_retry_releases_the_lease_until_the_next_attempt(database: Database) -> 
     assert (reclaimed.seq, reclaimed.attempts, reclaimed.status) == (0, 2, "New")
     assert _finish(database, reclaimed)
     with database.write() as conn:
-        jobs.retry_record(conn, job.id, 0, next_attempt_ms=99_000, reason="late")
+        jobs.retry_records(conn, job.id, [RecordRetry(0, 99_000, "late")])
     assert _records(database, job)[0].reason == ""  # a processed record stays processed
 
 
@@ -266,18 +264,9 @@ def test_finish_record_processes_a_record_once(database: Database) -> None:
     assert _records(database, job)[0] == done
     # Processed records are never claimed again, even after their lease would have expired.
     assert _seqs(_claim(database, 1_000 + LEASE, 5), job) == [1]
+    unknown = RecordOutcome(1, "")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="register status"), database.write() as conn:
-        jobs.finish_record(
-            conn,
-            job.id,
-            1,
-            register_status="",  # type: ignore[arg-type]
-            reason="",
-            subject_id="",
-            event_id="",
-            attributes_json="",
-            now_ms=1,
-        )
+        jobs.finish_records(conn, job.id, [unknown], now_ms=1)
 
 
 def test_concurrent_finishes_of_a_record_succeed_once(database: Database) -> None:

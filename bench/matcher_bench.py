@@ -17,8 +17,11 @@ dimension, one system at a time is built and freed:
   ``IDSelectorBitmap``; its efSearch is swept up to :data:`FAISS_EF` until it reaches
   facegate's recall at that selectivity.
 
-Latency is per query, one client, one query at a time, k=10, single-threaded: numpy's
-OpenBLAS is set to one thread while searching, hnswlib and FAISS search with one.
+Latency is per query, one client, one query at a time, k=10. facegate searches its
+graph's segments at once, one thread each (``IndexParams.graph_segments``, 2 by
+default), so numpy's OpenBLAS gets as many threads; FAISS's HNSW cannot split one query
+over threads and searches with one. Each search also reports its process CPU time
+(``cpu_p50_ms``): what it costs, whichever number of threads it used.
 Recall@10 is pooled over queries against the exact fp32 top-10
 (bench.synthetic.exact_topk); "recall above threshold" counts only the exact top-10
 entries with similarity >= the shipped model's score 7000 (what a search at the
@@ -34,7 +37,8 @@ bench/results/matcher.json — keys (stable; later work compares against them)::
     threshold: {score: 7000, similarity: float, model: str}
     shipped_model: {name: str, dim: int}
     synthetic: {templates_per_cluster, spread, effective_dim, seed}
-    params: {m, ef_construction, ef_search, exact_max, overfetch}   # facegate defaults
+    params: {m, ef_construction, ef_search, graph_segments, exact_max, overfetch}
+                                              # facegate defaults
     selectivities: {"100%": 0, "10%": 1, "1%": 2, "0.1%": 4}         # label -> tag mask
     runs: {"<n>x<dim>": RUN}                  # e.g. "1000000x512"
     targets: {NAME: {met: bool | null, value: float | null, limit: float, run: str}}
@@ -46,7 +50,7 @@ bench/results/matcher.json — keys (stable; later work compares against them)::
     RUN = {
       n, dim, clusters, raw_bytes,            # raw_bytes = n * dim * 4
       ground_truth_s: float,
-      blas_threads: 1 | null,                 # numpy's OpenBLAS threads while searching
+      blas_threads: int | null,               # numpy's OpenBLAS threads while searching
                                               # (null: could not be set, default used)
       facegate: {
         upsert_s, flush_s, build_s: float,
@@ -56,6 +60,8 @@ bench/results/matcher.json — keys (stable; later work compares against them)::
         search: {LABEL: SEARCH & {path: "exact" | "hnsw"}},
         ef_sweep: [{ef_search, recall_at_10, recall_above_threshold,
                     recall_genuine, latency_p50_ms, latency_p99_ms}],   # at 100%
+        segment_sweep: [{graph_segments, build_s,                # a second build
+                         points: [SEARCH-like & {ef_search}]}],  # unfiltered
         ef_search_for_recall_0_99: int | null,                   # smallest swept
         planner: {exact_max, rule_share, crossing_share: float | null,
                   points: [{tag_bit, selectivity, entries, plan,
@@ -78,7 +84,8 @@ bench/results/matcher.json — keys (stable; later work compares against them)::
                                               # the matrix and index arrays' nbytes
                bytes_per_template: float, ratio_to_raw: float,          # from RSS
                stats_bytes_per_template, stats_ratio_to_raw: float | null}
-    LATENCY = {latency_p50_ms, latency_p99_ms, qps, queries}
+    LATENCY = {latency_p50_ms, latency_p99_ms, qps, queries,
+               cpu_p50_ms}                    # process CPU time per query, all threads
     SEARCH  = LATENCY & {entries: int, recall_at_10: float,
                          recall_above_threshold: float | null,
                          recall_genuine: float | null}
@@ -137,6 +144,9 @@ SELECTIVITIES: tuple[tuple[str, int], ...] = (
     ("0.1%", 1 << 2),
 )
 EF_SWEEP = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+SEGMENT_SWEEP = (2,)
+"""Graph segments also measured (a second build), unfiltered, at SEGMENT_EF."""
+SEGMENT_EF = (256, 384, 512)
 FAISS_EF = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 FAISS_STEP_BUDGET_S = 120.0
 """An efSearch step whose queries take longer than this ends the sweep."""
@@ -211,6 +221,7 @@ class Latency:
     latency_p99_ms: float
     qps: float
     queries: int
+    cpu_p50_ms: float
 
 
 def time_queries(
@@ -226,12 +237,14 @@ def time_queries(
     for probe in probes[:WARMUP]:
         search(probe)
     times: list[float] = []
+    cpu_times: list[float] = []
     results: list[T] = []
     spent = 0.0
     for probe in probes:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         results.append(search(probe))
         elapsed = time.perf_counter() - start
+        cpu_times.append(time.process_time() - cpu_start)
         times.append(elapsed)
         spent += elapsed
         if budget_s is not None and spent > budget_s and len(times) >= 3:
@@ -243,6 +256,7 @@ def time_queries(
             latency_p99_ms=float(np.percentile(ms, 99)),
             qps=len(times) / spent,
             queries=len(times),
+            cpu_p50_ms=float(np.percentile(cpu_times, 50)) * 1e3,
         ),
         results,
     )
@@ -342,13 +356,11 @@ def _crossing(points: list[dict[str, Any]]) -> float | None:
     return None
 
 
-def run_facegate(w: Workload, sweep_queries: int) -> dict[str, Any]:
-    x, masks, probes = w.x, w.masks, w.probes
-    n, dim = x.shape
-    raw = x.nbytes
-    release_memory()
-    before = rss_bytes()
-    gallery = Gallery("bench", f"synthetic@{dim}", dim, IndexParams())
+def build_gallery(w: Workload, params: IndexParams) -> tuple[Gallery, float, float]:
+    """A gallery bulk-loaded with the workload; the seconds its upserts and its flush
+    took."""
+    n, dim = w.x.shape
+    gallery = Gallery("bench", f"synthetic@{dim}", dim, params)
     start = time.perf_counter()
     for lo in range(0, n, UPSERT_BATCH):
         hi = min(n, lo + UPSERT_BATCH)
@@ -356,19 +368,28 @@ def run_facegate(w: Workload, sweep_queries: int) -> dict[str, Any]:
             EntryBatch(
                 event_ids=[event_id(i) for i in range(lo, hi)],
                 subject_ids=[subject_id(i % w.clusters) for i in range(lo, hi)],
-                vectors=x[lo:hi],
-                tag_masks=masks[lo:hi],
+                vectors=w.x[lo:hi],
+                tag_masks=w.masks[lo:hi],
             )
         )
     upserted = time.perf_counter()
     gallery.flush(num_threads=_cores())
-    flushed = time.perf_counter()
+    return gallery, upserted - start, time.perf_counter() - upserted
+
+
+def run_facegate(w: Workload, sweep_queries: int) -> dict[str, Any]:
+    x, probes = w.x, w.probes
+    n = len(x)
+    raw = x.nbytes
+    release_memory()
+    before = rss_bytes()
+    gallery, upsert_s, flush_s = build_gallery(w, IndexParams())
     release_memory()
     stats = gallery.stats()
     result: dict[str, Any] = {
-        "upsert_s": upserted - start,
-        "flush_s": flushed - upserted,
-        "build_s": flushed - start,
+        "upsert_s": upsert_s,
+        "flush_s": flush_s,
+        "build_s": upsert_s + flush_s,
         "memory": _memory(rss_bytes() - before, stats.memory_bytes, n, raw),
     }
     print(f"  facegate built in {result['build_s']:.1f} s", flush=True)
@@ -419,7 +440,26 @@ def run_facegate(w: Workload, sweep_queries: int) -> dict[str, Any]:
     result["planner"] = _planner_sweep(gallery, w, sweep_queries)
     result["grpc"] = _grpc_round_trip(gallery, probes, shipped_score_map())
     result["snapshot"] = _snapshot_round_trip(gallery, probes[:20])
+    del gallery
+    release_memory()
+    result["segment_sweep"] = [_segments_run(w, segments) for segments in SEGMENT_SWEEP]
     return result
+
+
+def _segments_run(w: Workload, segments: int) -> dict[str, Any]:
+    """The unfiltered search of a gallery whose graph has ``segments`` segments."""
+    gallery, upsert_s, flush_s = build_gallery(w, IndexParams(graph_segments=segments))
+    points = []
+    for ef in SEGMENT_EF:
+        gallery.set_ef_search(ef)
+        latency, hits = time_queries(functools.partial(gallery.search, k=K), w.probes)
+        points.append(
+            {"ef_search": ef, **asdict(latency), **w.quality([_rows(h) for h in hits], 0)}
+        )
+        print(f"  {segments} segments {points[-1]}", flush=True)
+    del gallery
+    release_memory()
+    return {"graph_segments": segments, "build_s": upsert_s + flush_s, "points": points}
 
 
 def _snapshot_round_trip(gallery: Gallery, probes: F32) -> dict[str, Any]:
@@ -701,15 +741,15 @@ def run_one(n: int, dim: int, count: int, sweep_queries: int, threshold: float) 
         "ground_truth_s": time.perf_counter() - start,
     }
     print(f"  ground truth in {run['ground_truth_s']:.1f} s", flush=True)
-    # One thread for every search below (the issue's single-thread latency): a shared
-    # machine's busy cores also make multi-threaded BLAS erratic for one query.
-    blas_default = set_blas_threads(1)
+    # Brute force gets the threads one facegate query uses (its graph segments).
+    threads = IndexParams().graph_segments
+    blas_default = set_blas_threads(threads)
     try:
         _measure(run, workload, sweep_queries)
     finally:
         if blas_default is not None:
             set_blas_threads(blas_default)
-    run["blas_threads"] = None if blas_default is None else 1
+    run["blas_threads"] = None if blas_default is None else threads
     del workload
     release_memory()
     return run
@@ -829,6 +869,7 @@ def main(argv: list[str] | None = None) -> int:
             "m": defaults.m,
             "ef_construction": defaults.ef_construction,
             "ef_search": defaults.ef_search,
+            "graph_segments": defaults.graph_segments,
             "exact_max": defaults.exact_max,
             "overfetch": defaults.overfetch,
         },
@@ -880,9 +921,9 @@ def _run_section(key: str, run: dict[str, Any], result: dict[str, Any]) -> str:
         mem("FAISS HNSWFlat", fa["build_s"], fa["memory"]),
         mem("numpy brute force", None, nb["memory"]),
         "",
-        "| selectivity | system | path / efSearch | p50 ms | p99 ms | q/s | recall@10 "
+        "| selectivity | system | path / efSearch | p50 ms | p99 ms | q/s | CPU ms | recall@10 "
         "| recall >= threshold | recall genuine | brute / this (p50) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for label, _ in SELECTIVITIES:
         brute = nb["search"][label]["latency_p50_ms"]
@@ -899,7 +940,8 @@ def _run_section(key: str, run: dict[str, Any], result: dict[str, Any]) -> str:
             lines.append(
                 f"| {label} ({system['entries']:,}) | {name} | {how} | "
                 f"{system['latency_p50_ms']:.2f} | {system['latency_p99_ms']:.2f} | "
-                f"{system['qps']:.0f} | {system['recall_at_10']:.4f} | "
+                f"{system['qps']:.0f} | {system['cpu_p50_ms']:.2f} | "
+                f"{system['recall_at_10']:.4f} | "
                 f"{_f(system['recall_above_threshold'], 4)} | "
                 f"{_f(system['recall_genuine'], 4)} | "
                 f"{brute / system['latency_p50_ms']:.1f}x |"
@@ -947,6 +989,23 @@ def _run_section(key: str, run: dict[str, Any], result: dict[str, Any]) -> str:
             f"{_f(p['hnsw_recall_genuine'], 4)} | "
             f"{p['planned_p50_ms']:.2f} | {p['planned_recall_at_10']:.4f} |"
         )
+    for sweep in fg["segment_sweep"]:
+        lines += [
+            "",
+            f"The same gallery with its graph in {sweep['graph_segments']} segments, "
+            f"searched at once on as many threads (built in {sweep['build_s']:.0f} s), "
+            "unfiltered:",
+            "",
+            "| ef_search | p50 ms | p99 ms | CPU ms | recall@10 | recall >= threshold "
+            "| recall genuine |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for p in sweep["points"]:
+            lines.append(
+                f"| {p['ef_search']} | {p['latency_p50_ms']:.2f} | {p['latency_p99_ms']:.2f} "
+                f"| {p['cpu_p50_ms']:.2f} | {p['recall_at_10']:.4f} | "
+                f"{_f(p['recall_above_threshold'], 4)} | {_f(p['recall_genuine'], 4)} |"
+            )
     rt = fg["grpc"]
     lines += [
         "",
@@ -974,13 +1033,16 @@ def write_docs(result: dict[str, Any]) -> None:
         f"dimension, {shipped['dim']} ({shipped['name']})"
         + (", which is also the 512-d case" if same_dim and shipped["dim"] == 512 else "")
         + f". {result['queries']} fresh probes of gallery persons, k={result['k']}, one "
-        f"query at a time, single-threaded (numpy's OpenBLAS set to one thread). "
-        f"facegate: M={params['m']}, efConstruction="
-        f"{params['ef_construction']}, ef_search={params['ef_search']}, exact_max="
-        f"{params['exact_max']:,}. FAISS: IndexHNSWFlat (inner product, the same M and "
-        f"efConstruction) with an IDSelectorBitmap, efSearch raised until it reaches "
-        f"facegate's recall. numpy: fp32 matrix, one row-index array per filter. Recall@10 "
-        f"is against the exact fp32 top-10; recall >= threshold counts only exact top-10 "
+        f"query at a time. facegate: M={params['m']}, efConstruction="
+        f"{params['ef_construction']}, ef_search={params['ef_search']}, "
+        f"graph segments {params['graph_segments']} (each searched on its own thread), "
+        f"exact_max={params['exact_max']:,}; numpy's OpenBLAS gets as many threads as "
+        f"facegate has segments; FAISS's HNSW searches a query on one thread. CPU ms: "
+        f"the process CPU time per query (p50), all threads together. FAISS: "
+        f"IndexHNSWFlat (inner product, the same M and efConstruction) with an "
+        f"IDSelectorBitmap, efSearch raised until it reaches facegate's recall. numpy: "
+        f"fp32 matrix, one row-index array per filter. Recall@10 is against the exact "
+        f"fp32 top-10; recall >= threshold counts only exact top-10 "
         f"entries at or above score {threshold['score']} (similarity "
         f"{threshold['similarity']:.4f}), genuine or not; recall genuine counts only the "
         f"probe's own person's entries, the matches a user must not miss. Memory: RSS "

@@ -66,10 +66,13 @@ class MatcherSettings:
     """The shard's log and snapshots; None = ``<data_dir>/matcher/shard-<shard_index>``."""
     m: int = 64
     """HNSW links per node (hnswlib M): more = better recall, more memory."""
-    ef_construction: int = 200
+    ef_construction: int = 400
     """HNSW candidate list while building: more = better graph, slower inserts."""
-    ef_search: int = 448
+    ef_search: int = 384
     """HNSW candidate list while searching (at least the candidates asked for)."""
+    graph_segments: int = 1
+    """Segments a large gallery's graph is split into, searched in parallel by one query:
+    lower latency at a given recall for more CPU per query (docs/matcher.md)."""
     projection_dim: int = 128
     """Dimensions a large gallery's graph is built on (0 = the full vectors)."""
     rerank_share: float = 0.4

@@ -232,7 +232,10 @@ def stats_request_from_proto(message: matcher_pb2.MatcherStatsRequest) -> str | 
 
 def params_to_proto(params: IndexParams) -> matcher_pb2.HnswParameters:
     return matcher_pb2.HnswParameters(
-        m=params.m, ef_construction=params.ef_construction, ef_search=params.ef_search
+        m=params.m,
+        ef_construction=params.ef_construction,
+        ef_search=params.ef_search,
+        graph_segments=params.graph_segments,
     )
 
 
@@ -240,7 +243,10 @@ def params_from_proto(message: matcher_pb2.HnswParameters) -> IndexParams:
     """The HNSW parameters; the shard's planner settings (``exact_max`` and the like) are
     not on the wire and keep their defaults."""
     return IndexParams(
-        m=message.m, ef_construction=message.ef_construction, ef_search=message.ef_search
+        m=message.m,
+        ef_construction=message.ef_construction,
+        ef_search=message.ef_search,
+        graph_segments=message.graph_segments,
     )
 
 

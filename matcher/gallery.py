@@ -19,6 +19,8 @@ Every hit is scored with the one canonical similarity (matcher/scan.py), so scor
 exact and the same whichever path, shard or batch found them; only which entries the
 graph proposes is approximate.
 
+The graph is split into segments searched in parallel (matcher/graph.py).
+
 Thread safety (hnswlib's rules: concurrent searches are safe, concurrent insertions are
 safe, an insertion or a deletion mark concurrent with a search is not, and resizing
 or saving is safe with nothing): searches hold the gallery's read lock; upserts,
@@ -36,11 +38,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import hnswlib
 import numpy as np
 
 from facegate.metrics import MATCHER_SEARCH
 from matcher import projection, scan
+from matcher.graph import SegmentedGraph
 from matcher.rwlock import ReadWriteLock
 from matcher.tags import TagPostings
 
@@ -59,10 +61,13 @@ Plan = Literal["exact", "hnsw"]
 class IndexParams:
     m: int = 64
     """HNSW links per node (hnswlib M)."""
-    ef_construction: int = 200
+    ef_construction: int = 400
     """HNSW candidate list while building."""
-    ef_search: int = 448
+    ef_search: int = 384
     """HNSW candidate list while searching (at least the candidates asked for)."""
+    graph_segments: int = 1
+    """Segments the graph is split into, searched in parallel by one query: lower
+    latency at a given recall for more CPU per query (matcher/graph.py)."""
     projection_dim: int = 128
     """Dimensions the graph's vectors are projected to; 0 = the full vectors."""
     rerank_share: float = 0.4
@@ -129,9 +134,10 @@ class GalleryState:
     free: list[int]
     pending: np.ndarray
     projection: np.ndarray | None
-    dead: int
-    index_capacity: int
-    """0 = the gallery has no graph yet."""
+    graph_capacities: list[int]
+    """Per graph segment; empty = the gallery has no graph yet."""
+    graph_dead: list[int]
+    """Entries marked deleted, per graph segment."""
 
 
 @dataclass(frozen=True)
@@ -170,13 +176,12 @@ class Gallery:
         self._pending: dict[int, None] = {}  # slots waiting for the graph, in order
         # Slots merged while a compaction builds its graph (None: no compaction running).
         self._merged_log: list[int] | None = None
-        self._dead = 0
         self._id_bytes = 0
         self._projection: np.ndarray | None = None
         self._fitted_on = 0
         """Live entries when the projection was fitted (growth past refit_growth times
         this triggers a rebuild)."""
-        self._index: Any = None  # hnswlib.Index once the gallery is large enough
+        self._graph: SegmentedGraph | None = None  # once the gallery is large enough
         self._grow(INITIAL_CAPACITY)
 
     # ------------------------------------------------------------------ writes
@@ -233,8 +238,8 @@ class Gallery:
             self._alive[slot] = False
             self._search_masks[slot] = 0
             if self._indexed[slot]:
-                self._index.mark_deleted(slot)
-                self._dead += 1
+                assert self._graph is not None
+                self._graph.mark_deleted(slot)
             else:
                 del self._pending[slot]
                 self._free.append(slot)
@@ -277,14 +282,16 @@ class Gallery:
         vectors: np.ndarray = self._vectors[slots]
         return vectors if matrix is None else vectors @ matrix
 
-    def _new_graph(self, capacity: int, matrix: np.ndarray | None) -> Any:
-        graph = hnswlib.Index(space="ip", dim=self.dim if matrix is None else matrix.shape[1])
-        graph.init_index(
-            max_elements=capacity, M=self.params.m, ef_construction=self.params.ef_construction
+    def _new_graph(self, capacity: int, matrix: np.ndarray | None) -> SegmentedGraph:
+        p = self.params
+        return SegmentedGraph.create(
+            self.dim if matrix is None else matrix.shape[1],
+            p.graph_segments,
+            capacity,
+            m=p.m,
+            ef_construction=p.ef_construction,
+            ef_search=p.ef_search,
         )
-        graph.set_ef(self.params.ef_search)
-        graph.set_num_threads(1)
-        return graph
 
     def _fit_projection(self, slots: np.ndarray) -> np.ndarray | None:
         dims = self.params.projection_dim
@@ -300,21 +307,18 @@ class Gallery:
         nothing while the gallery is too small to have one."""
         limit = self.params.merge_chunk if limit is None else limit
         with self._lock.write():
-            if self._index is None:
+            if self._graph is None:
                 if len(self._by_event) < self.params.index_min:
                     return 0
                 pending = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
                 self._projection = self._fit_projection(pending)
                 self._fitted_on = len(pending)
-                self._index = self._new_graph(len(pending), self._projection)
+                self._graph = self._new_graph(len(pending), self._projection)
             slots = list(self._pending)[:limit]
             if not slots:
                 return 0
-            needed = self._index.get_current_count() + len(slots)
-            if needed > self._index.get_max_elements():
-                self._index.resize_index(max(needed, math.ceil(needed * GROWTH)))
             rows = np.asarray(slots, dtype=np.int64)
-            self._index.add_items(self._graph_vectors(rows, self._projection), rows, num_threads)
+            self._graph.add(self._graph_vectors(rows, self._projection), rows, num_threads, GROWTH)
             for slot in slots:
                 del self._pending[slot]
             self._indexed[rows] = True
@@ -328,30 +332,29 @@ class Gallery:
         """Merge everything pending (bulk loads), in chunks of 10,000."""
         with self._lock.write():
             # Size the graph for exactly what is pending: a bulk load leaves no slack.
-            if self._index is not None:
-                needed = self._index.get_current_count() + len(self._pending)
-                if needed > self._index.get_max_elements():
-                    self._index.resize_index(needed)
+            if self._graph is not None:
+                pending = np.fromiter(self._pending, dtype=np.int64, count=len(self._pending))
+                self._graph.reserve(pending, 1.0)
         while self.merge_pending(10_000, num_threads):
             pass
 
     def needs_compaction(self) -> bool:
-        if self._index is None:
+        if self._graph is None:
             return False
-        count = self._index.get_current_count()
+        dead = self._graph.dead
         grown = (
             self._projection is not None
             and self.params.refit_growth > 0
-            and count - self._dead >= self.params.refit_growth * max(self._fitted_on, 1)
+            and self._graph.live >= self.params.refit_growth * max(self._fitted_on, 1)
         )
         return grown or (
-            self._dead >= MIN_DEAD_FOR_COMPACTION and self._dead > self.params.compact_ratio * count
+            dead >= MIN_DEAD_FOR_COMPACTION and dead > self.params.compact_ratio * self._graph.count
         )
 
     def compact(self, num_threads: int = 1) -> bool:
         """Rebuild the graph from the live entries (and refit its projection); searches
         go on meanwhile."""
-        if self._index is None or not self._compacting.acquire(blocking=False):
+        if self._graph is None or not self._compacting.acquire(blocking=False):
             return False
         try:
             with self._lock.write():
@@ -367,16 +370,13 @@ class Gallery:
                     chunk = slots[start : start + COMPACTION_CHUNK]
                     chunk = chunk[self._alive[chunk]]
                     vectors = self._graph_vectors(chunk, matrix)
-                fresh.add_items(vectors, chunk, num_threads)
+                fresh.add(vectors, chunk, num_threads, GROWTH)
                 added.append(chunk)
             with self._lock.write():
                 late = np.asarray(self._merged_log or [], dtype=np.int64)
                 late = late[self._alive[late]]
                 if len(late):
-                    needed = fresh.get_current_count() + len(late)
-                    if needed > fresh.get_max_elements():
-                        fresh.resize_index(math.ceil(needed * GROWTH))
-                    fresh.add_items(self._graph_vectors(late, matrix), late, num_threads)
+                    fresh.add(self._graph_vectors(late, matrix), late, num_threads, GROWTH)
                     added.append(late)
                 in_fresh = np.concatenate(added) if added else np.zeros(0, np.int64)
                 died = in_fresh[~self._alive[in_fresh]]  # deleted while the graph was built
@@ -387,10 +387,9 @@ class Gallery:
                 freed = np.flatnonzero(self._indexed & ~keep)
                 self._indexed[freed] = False
                 self._free.extend(int(s) for s in freed)
-                self._index = fresh
+                self._graph = fresh
                 self._projection = matrix
                 self._fitted_on = len(slots)
-                self._dead = len(died)
                 self._postings.rebuild(self._search_masks[: self._next_slot])
             return True
         finally:
@@ -403,8 +402,8 @@ class Gallery:
     def set_ef_search(self, ef: int) -> None:
         with self._lock.write():
             self.params = replace(self.params, ef_search=ef)
-            if self._index is not None:
-                self._index.set_ef(ef)
+            if self._graph is not None:
+                self._graph.set_ef(ef)
 
     def plan(self, tag_mask: int = 0) -> Plan:
         """The path :meth:`search` takes for this filter now."""
@@ -454,7 +453,7 @@ class Gallery:
         of a large gallery costs no pass over it, and neither does an unfiltered search.
         """
         n = self._next_slot
-        live: int = 0 if self._index is None else self._index.get_current_count() - self._dead
+        live = 0 if self._graph is None else self._graph.live
         if tag_mask:
             listed = self._postings.listed(tag_mask)  # counts stale entries too: an upper bound
             if plan == "exact" or live == 0 or (plan is None and listed <= self.params.exact_max):
@@ -495,7 +494,8 @@ class Gallery:
     def _graph_search(
         self, query: np.ndarray, k: int, min_similarity: float, tag_mask: int, passing: int
     ) -> list[tuple[int, float]]:
-        live = self._index.get_current_count() - self._dead
+        assert self._graph is not None
+        live = self._graph.live
         wanted = min(passing, k)
         depth = max(k, math.ceil(self.params.ef_search * self.params.rerank_share))
         factor = self.params.overfetch * live / max(passing, 1) if tag_mask else 1.0
@@ -503,10 +503,9 @@ class Gallery:
         graph_query = query if self._projection is None else query @ self._projection
         while True:
             try:
-                labels, _ = self._index.knn_query(graph_query, k=asked, num_threads=1)
+                slots = self._graph.query(graph_query, asked)
             except RuntimeError:  # hnswlib found fewer than `asked` (many deletions)
                 return self._scan(query, self._all_matching(tag_mask), k, min_similarity)
-            slots = labels[0].astype(np.int64)
             if tag_mask:
                 slots = slots[(self._search_masks[slots] & np.uint64(tag_mask)) != 0]
             if len(slots) >= wanted or asked >= live:
@@ -535,23 +534,21 @@ class Gallery:
             free=list(self._free),
             pending=np.fromiter(self._pending, dtype=np.int64, count=len(self._pending)),
             projection=self._projection,
-            dead=self._dead,
-            index_capacity=0 if self._index is None else self._index.get_max_elements(),
+            graph_capacities=[] if self._graph is None else self._graph.capacities(),
+            graph_dead=[] if self._graph is None else self._graph.dead_per_segment(),
         )
 
     def reading(self) -> Any:
         """The read lock, for callers that must see one consistent state."""
         return self._lock.read()
 
-    def save_index(self, path: Path) -> bool:
-        """Write the graph to ``path``; False when the gallery has none."""
-        if self._index is None:
-            return False
-        self._index.save_index(str(path))
-        return True
+    def save_graph(self, paths: Sequence[Path]) -> None:
+        """Write the graph's segments to ``paths``, one each (none without a graph)."""
+        if self._graph is not None:
+            self._graph.save(paths)
 
     @classmethod
-    def restore(cls, state: GalleryState, index_path: Path) -> Gallery:
+    def restore(cls, state: GalleryState, graph_paths: Sequence[Path]) -> Gallery:
         gallery = cls(state.gallery_id, state.model_id, state.dim, state.params)
         n = len(state.masks)
         if n > gallery._capacity:
@@ -572,18 +569,18 @@ class Gallery:
             gallery._by_event[event_id] = int(slot)
             gallery._add_subject_slot(subject_id, int(slot))
             gallery._id_bytes += len(event_id) + len(subject_id)
-        gallery._dead = state.dead
         gallery._postings.rebuild(gallery._search_masks[:n])
         gallery._projection = state.projection
         # Snapshots do not keep the fit's size: count growth from this start.
         gallery._fitted_on = int(np.count_nonzero(searchable))
-        if state.index_capacity:
-            dims = state.dim if state.projection is None else state.projection.shape[1]
-            graph = hnswlib.Index(space="ip", dim=dims)
-            graph.load_index(str(index_path), max_elements=state.index_capacity)
-            graph.set_ef(state.params.ef_search)
-            graph.set_num_threads(1)
-            gallery._index = graph
+        if state.graph_capacities:
+            gallery._graph = SegmentedGraph.load(
+                graph_paths,
+                state.dim if state.projection is None else state.projection.shape[1],
+                state.graph_capacities,
+                state.graph_dead,
+                state.params.ef_search,
+            )
         return gallery
 
     # ---------------------------------------------------------------- stats
@@ -591,7 +588,8 @@ class Gallery:
     def stats(self) -> GalleryStats:
         with self._lock.read():
             count = len(self._by_event)
-            return GalleryStats(count, self._dead, self._memory_bytes(), self.params)
+            dead = 0 if self._graph is None else self._graph.dead
+            return GalleryStats(count, dead, self._memory_bytes(), self.params)
 
     def _memory_bytes(self) -> int:
         arrays = sum(
@@ -599,11 +597,9 @@ class Gallery:
             for a in (self._vectors, self._masks, self._alive, self._indexed, self._search_masks)
         )
         graph = 0
-        if self._index is not None:
+        if self._graph is not None:
             dims = self.dim if self._projection is None else self._projection.shape[1]
-            links0 = 2 * self.params.m * 4 + 4
-            upper = (self.params.m * 4 + 4) / max(math.log(self.params.m), 1.0)
-            graph = int(self._index.get_max_elements() * (dims * 4 + 8 + links0 + 4 + upper))
+            graph = self._graph.memory_bytes(dims, self.params.m)
         # Python objects: each id string (~49 bytes + its text) and the dict/list slots.
         python = self._id_bytes + len(self._by_event) * (2 * 49 + 2 * 8 + 104 + 80)
         return arrays + graph + python

@@ -1,4 +1,5 @@
-"""Galleries on disk: the HNSW index file plus the slot arrays, written atomically."""
+"""Galleries on disk: one HNSW file per graph segment plus the slot arrays, written
+atomically."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import numpy as np
 
 from matcher.gallery import Gallery, GalleryState, IndexParams
 
-INDEX_FILE = "hnsw.bin"
 ARRAYS_FILE = "slots.npz"
 META_FILE = "gallery.json"
 
@@ -22,7 +22,8 @@ def save_gallery(gallery: Gallery, directory: Path) -> None:
     directory.mkdir(parents=True)
     with gallery.reading():
         state = gallery.export_state()
-        has_graph = gallery.save_index(directory / INDEX_FILE)
+        graph_files = _graph_files(directory, len(state.graph_capacities))
+        gallery.save_graph(graph_files)
         np.savez(
             directory / ARRAYS_FILE,
             vectors=state.vectors,
@@ -42,17 +43,24 @@ def save_gallery(gallery: Gallery, directory: Path) -> None:
         "model_id": state.model_id,
         "dim": state.dim,
         "params": asdict(state.params),
-        "dead": state.dead,
-        "index_capacity": state.index_capacity,
+        "graph_capacities": state.graph_capacities,
+        "graph_dead": state.graph_dead,
     }
     (directory / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
-    for name in (ARRAYS_FILE, META_FILE, *((INDEX_FILE,) if has_graph else ())):
-        fsync_path(directory / name)
+    for path in (directory / ARRAYS_FILE, directory / META_FILE, *graph_files):
+        fsync_path(path)
     fsync_path(directory)
 
 
 def load_gallery(directory: Path) -> Gallery:
     meta = json.loads((directory / META_FILE).read_text(encoding="utf-8"))
+    graph_files = _graph_files(directory, len(meta.get("graph_capacities", ())))
+    if "index_capacity" in meta:  # written before graphs had segments: one, in hnsw.bin
+        meta["params"]["graph_segments"] = 1
+        has_graph = int(meta["index_capacity"]) > 0
+        meta["graph_capacities"] = [meta["index_capacity"]] if has_graph else []
+        meta["graph_dead"] = [meta["dead"]] if has_graph else []
+        graph_files = [directory / "hnsw.bin"]
     with np.load(directory / ARRAYS_FILE, allow_pickle=False) as arrays:
         projection = arrays["projection"]
         state = GalleryState(
@@ -69,10 +77,14 @@ def load_gallery(directory: Path) -> Gallery:
             free=[int(s) for s in arrays["free"]],
             pending=arrays["pending"],
             projection=projection if projection.size else None,
-            dead=int(meta["dead"]),
-            index_capacity=int(meta["index_capacity"]),
+            graph_capacities=[int(c) for c in meta["graph_capacities"]],
+            graph_dead=[int(d) for d in meta["graph_dead"]],
         )
-    return Gallery.restore(state, directory / INDEX_FILE)
+    return Gallery.restore(state, graph_files)
+
+
+def _graph_files(directory: Path, segments: int) -> list[Path]:
+    return [directory / f"hnsw-{segment}.bin" for segment in range(segments)]
 
 
 def fsync_path(path: Path) -> None:

@@ -118,6 +118,10 @@ def shard_config(settings: Settings) -> ShardConfig:
         raise ValueError(
             f"FACEGATE_MATCHER_SHARD_COUNT must be at least 1, not {matcher.shard_count}"
         )
+    if matcher.graph_segments < 1:
+        raise ValueError(
+            f"FACEGATE_MATCHER_GRAPH_SEGMENTS must be at least 1, not {matcher.graph_segments}"
+        )
     if not 0 <= matcher.shard_index < matcher.shard_count:
         raise ValueError(
             f"FACEGATE_MATCHER_SHARD_INDEX must be 0..{matcher.shard_count - 1}, "
@@ -131,6 +135,7 @@ def shard_config(settings: Settings) -> ShardConfig:
             m=matcher.m,
             ef_construction=matcher.ef_construction,
             ef_search=matcher.ef_search,
+            graph_segments=matcher.graph_segments,
             projection_dim=matcher.projection_dim,
             rerank_share=matcher.rerank_share,
             index_min=matcher.index_min,

@@ -466,22 +466,26 @@ class HnswParameters(_message.Message):
     M_FIELD_NUMBER: _builtins.int
     EF_CONSTRUCTION_FIELD_NUMBER: _builtins.int
     EF_SEARCH_FIELD_NUMBER: _builtins.int
+    GRAPH_SEGMENTS_FIELD_NUMBER: _builtins.int
     m: _builtins.int
     """Links per node (hnswlib M)."""
     ef_construction: _builtins.int
     """Candidate list size while building (hnswlib ef_construction)."""
     ef_search: _builtins.int
     """Candidate list size while searching (hnswlib ef), before exact re-scoring."""
+    graph_segments: _builtins.int
+    """Segments each graph is split into, searched in parallel."""
     def __init__(
         self,
         *,
         m: _builtins.int = ...,
         ef_construction: _builtins.int = ...,
         ef_search: _builtins.int = ...,
+        graph_segments: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ef_construction", b"ef_construction", "ef_search", b"ef_search", "m", b"m"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ef_construction", b"ef_construction", "ef_search", b"ef_search", "graph_segments", b"graph_segments", "m", b"m"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -673,6 +673,10 @@ def test_shard_settings_are_checked(tmp_path: Path) -> None:
     for index, count in [(3, 3), (-1, 3), (0, 0)]:
         with pytest.raises(ValueError, match="FACEGATE_MATCHER_SHARD"):
             shard_config(settings_for(tmp_path, index, count))
+    unsegmented = settings_for(tmp_path, 0, 1)
+    unsegmented = replace(unsegmented, matcher=replace(unsegmented.matcher, graph_segments=0))
+    with pytest.raises(ValueError, match="FACEGATE_MATCHER_GRAPH_SEGMENTS must be at least 1"):
+        shard_config(unsegmented)
     default_dir = Settings.from_env(
         {"FACEGATE_DATA_DIR": "/d", "FACEGATE_MATCHER_SHARD_INDEX": "4"}
     )

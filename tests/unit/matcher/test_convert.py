@@ -76,7 +76,7 @@ def hit(n: int) -> ScoredHit:
 
 
 def params() -> IndexParams:
-    return IndexParams(m=12, ef_construction=150, ef_search=40)
+    return IndexParams(m=12, ef_construction=150, ef_search=40, graph_segments=3)
 
 
 @dataclass(frozen=True)

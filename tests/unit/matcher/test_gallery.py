@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -127,15 +128,18 @@ def test_planned_search_finds_what_the_exact_scan_finds(
     assert gallery.plan(tag_mask) == ("exact" if tag_mask == 2 else "hnsw")
 
 
-def test_a_projected_graph_finds_what_the_exact_scan_finds() -> None:
-    """A graph over projected vectors (here 128-d templates on 32 directions) proposes
-    candidates; re-scoring them with the full vectors keeps recall and exact scores."""
+@pytest.mark.parametrize("segments", [1, 3])
+def test_a_projected_graph_finds_what_the_exact_scan_finds(segments: int) -> None:
+    """A graph over projected vectors (here 128-d templates on 32 directions), in one
+    segment or several, proposes candidates; re-scoring them with the full vectors keeps
+    recall and exact scores."""
     rng = np.random.default_rng(4)
     dim = 128
     centres = unit_rows(rng, 300, dim)
     vectors = centres[rng.integers(0, 300, 8000)] + 0.5 * unit_rows(rng, 8000, dim)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-    gallery = Gallery("g", "m", dim, IndexParams(projection_dim=32, ef_search=256))
+    params = IndexParams(projection_dim=32, ef_search=256, graph_segments=segments)
+    gallery = Gallery("g", "m", dim, params)
     gallery.upsert(batch(vectors, np.zeros(8000, dtype=np.uint64)))
     gallery.flush(num_threads=2)
     assert gallery.plan(0) == "hnsw"
@@ -286,6 +290,7 @@ def test_save_and_load_give_the_same_gallery(tmp_path: Path) -> None:
     loaded = load_gallery(tmp_path / "saved")
     assert (loaded.gallery_id, loaded.model_id, loaded.dim) == ("gallery one", "model@1", DIM)
     assert loaded.stats().count == gallery.stats().count == 2998
+    assert loaded.stats().deleted == gallery.stats().deleted == 1  # e002900 was pending
     assert loaded.plan(0) == gallery.plan(0) == "hnsw"
     assert loaded.pending_count() == gallery.pending_count()
     for probe in vectors[:30]:
@@ -300,6 +305,28 @@ def test_save_and_load_give_the_same_gallery(tmp_path: Path) -> None:
     save_gallery(small, tmp_path / "small")
     restored = load_gallery(tmp_path / "small")
     assert restored.search(vectors[5], 3) == small.search(vectors[5], 3)
+
+
+def test_a_snapshot_from_before_graph_segments_still_loads(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    vectors, masks = unit_rows(rng, 3000), random_masks(rng, 3000)
+    gallery = Gallery("g", "m", DIM, IndexParams(graph_segments=1))
+    gallery.upsert(batch(vectors, masks))
+    gallery.flush()
+    gallery.delete(["e000010"])
+    save_gallery(gallery, tmp_path / "old")
+    meta_path = tmp_path / "old" / "gallery.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["params"]["graph_segments"]
+    meta["index_capacity"] = meta.pop("graph_capacities")[0]
+    meta["dead"] = meta.pop("graph_dead")[0]
+    meta_path.write_text(json.dumps(meta))
+    (tmp_path / "old" / "hnsw-0.bin").rename(tmp_path / "old" / "hnsw.bin")
+    loaded = load_gallery(tmp_path / "old")
+    assert loaded.params.graph_segments == 1
+    assert loaded.stats().deleted == 1
+    for probe in vectors[:20]:
+        assert loaded.search(probe, 10) == gallery.search(probe, 10)
 
 
 def test_bad_batches_are_refused() -> None:

@@ -1,6 +1,6 @@
 """Bulk-jobs benchmark: registration jobs against the extractor's raw throughput, same run.
 
-    python -m bench.jobs_bench [--photos 1000] [--workers 8] [--poll-s 0.2] [--no-write]
+    python -m bench.jobs_bench [--photos 1000] [--workers 8] [--poll-s 0.5] [--no-write]
 
 The whole service runs in this process (tests/support/stack.py: extractor, matcher
 shard, gateway with its job workers, REST shim; SQLite store; rate limit off) over a
@@ -458,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="job workers and raw clients (default: FACEGATE_JOBS_WORKERS, else 8)",
     )
-    parser.add_argument("--poll-s", type=float, default=0.2)
+    parser.add_argument("--poll-s", type=float, default=0.5)
     parser.add_argument(
         "--no-write", action="store_true", help="print the figures only (no results, no docs)"
     )

@@ -11,7 +11,7 @@ often a record is claimed (lease expiry, a second gateway), it is registered exa
 once: the outcome and the registration commit together or not at all.
 
 Store round trips were a third of a record's CPU, so they are batched: records are
-claimed up to four times the worker count ahead, several at a time, and committed up to 64
+claimed up to six times the worker count ahead, dozens at a time, and committed up to 64
 per transaction, a few statements per job in it whatever the number of records (a
 savepoint per job, so that one job's failure, e.g. its gallery deleted, undoes only
 its part), with one matcher push per batch.
@@ -57,7 +57,11 @@ log = logging.getLogger(__name__)
 
 _TRANSIENT = (ErrorType.UNAVAILABLE, ErrorType.TIMEOUT, ErrorType.INTERNAL)
 _IDLE_POLL_S = 0.5
-_CLAIM_GATHER_S = 0.15
+_CLAIM_GATHER_S = 0.4
+_IN_FLIGHT_PER_WORKER = 6
+"""Records claimed and not yet committed, per worker."""
+_CLAIM_PER_WORKER = 4
+"""A claim waits (at most _CLAIM_GATHER_S) for this many free slots per worker."""
 _COMMIT_BATCH = 64
 _COMMIT_GATHER_S = 0.5
 _COMMIT_POLL_S = 0.02
@@ -97,7 +101,7 @@ class BulkWorker:
         self._settings = settings
         self._max_image_bytes = max_image_bytes
         self._work_arrived = work_arrived
-        self._slots = threading.Semaphore(4 * settings.workers)
+        self._slots = threading.Semaphore(_IN_FLIGHT_PER_WORKER * settings.workers)
         self._pool = ThreadPoolExecutor(settings.workers, thread_name_prefix="facegate-bulk")
         self._done: queue.Queue[_Done | None] = queue.Queue()
         self._committer: threading.Thread | None = None
@@ -159,12 +163,13 @@ class BulkWorker:
                     return 0  # idle: a read, so an idle worker never takes the write lock
         if not self._slots.acquire(timeout=_IDLE_POLL_S):
             return 1  # all busy: not idle, just full
-        # Up to four times the workers are claimed, so the pool never waits on a claim;
-        # a claim waits a moment for half of the slots, so that claims come in batches
-        # and their fixed cost (a transaction, a few statements) is shared by many.
+        # Records are claimed well ahead of the workers, so the pool never waits on a
+        # claim; a claim waits a moment for two thirds of the slots, so that claims come
+        # in batches and their fixed cost (a transaction, a few statements, about 2 ms
+        # of CPU) is shared by dozens of records.
         free = 1
         deadline = time.monotonic() + _CLAIM_GATHER_S
-        while free < 2 * self._settings.workers:
+        while free < _CLAIM_PER_WORKER * self._settings.workers:
             left = deadline - time.monotonic()
             if left <= 0 or not self._slots.acquire(timeout=left):
                 break

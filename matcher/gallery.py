@@ -19,7 +19,8 @@ Every hit is scored with the one canonical similarity (matcher/scan.py), so scor
 exact and the same whichever path, shard or batch found them; only which entries the
 graph proposes is approximate.
 
-The graph is split into segments searched in parallel (matcher/graph.py).
+A graph may be split into segments (``graph_segments``) that a search visits in
+parallel, each proposing its own candidates (matcher/graph.py).
 
 Thread safety (hnswlib's rules: concurrent searches are safe, concurrent insertions are
 safe, an insertion or a deletion mark concurrent with a search is not, and resizing

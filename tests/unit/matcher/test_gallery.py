@@ -213,16 +213,19 @@ def test_threshold_cuts_the_list() -> None:
     assert gallery.search(-vectors[7], 50, min_similarity=0.999) == []
 
 
-def test_compaction_drops_dead_entries_and_keeps_results() -> None:
+@pytest.mark.parametrize("segments", [1, 2])
+def test_compaction_drops_dead_entries_and_keeps_results(segments: int) -> None:
+    """With 2 segments, deleting the even slots empties segment 0 entirely."""
     rng = np.random.default_rng(8)
     vectors = clustered(rng, 6000)
-    gallery = Gallery("g", "m", DIM, IndexParams(compact_ratio=0.2))
+    gallery = Gallery("g", "m", DIM, IndexParams(compact_ratio=0.2, graph_segments=segments))
     gallery.upsert(batch(vectors, np.zeros(6000, dtype=np.uint64)))
     gallery.flush(num_threads=2)
     gallery.delete([f"e{i:06d}" for i in range(0, 6000, 2)])
     assert gallery.needs_compaction()
     probes = vectors[1:200:2]
     before = [[h.event_id for h in gallery.search_exact(p, 10)] for p in probes]
+    assert [[h.event_id for h in gallery.search(p, 10)] for p in probes[:20]] == before[:20]
     assert gallery.compact(num_threads=2)
     assert gallery.stats().deleted == 0
     assert not gallery.needs_compaction()
@@ -236,10 +239,11 @@ def test_compaction_drops_dead_entries_and_keeps_results() -> None:
     assert gallery.search(vectors[1], 1)[0].event_id == "e000001"
 
 
-def test_searches_run_while_writes_and_merges_happen() -> None:
+@pytest.mark.parametrize("segments", [1, 2])
+def test_searches_run_while_writes_and_merges_happen(segments: int) -> None:
     rng = np.random.default_rng(9)
     vectors = unit_rows(rng, 4000)
-    gallery = Gallery("g", "m", DIM, IndexParams(merge_chunk=64))
+    gallery = Gallery("g", "m", DIM, IndexParams(merge_chunk=64, graph_segments=segments))
     gallery.upsert(batch(vectors[:2000], np.zeros(2000, dtype=np.uint64)))
     gallery.flush()
     errors: list[BaseException] = []
@@ -342,11 +346,12 @@ def test_bad_batches_are_refused() -> None:
         gallery.clear_tag_bit(64)
 
 
-def test_compaction_keeps_writes_made_while_it_runs() -> None:
+@pytest.mark.parametrize("segments", [1, 2])
+def test_compaction_keeps_writes_made_while_it_runs(segments: int) -> None:
     """Entries merged and deleted while the new index is being built end up right."""
     rng = np.random.default_rng(12)
     vectors = clustered(rng, 4000)
-    gallery = Gallery("g", "m", DIM, IndexParams(compact_ratio=0.1))
+    gallery = Gallery("g", "m", DIM, IndexParams(compact_ratio=0.1, graph_segments=segments))
     gallery.upsert(batch(vectors[:3000], np.zeros(3000, dtype=np.uint64)))
     gallery.flush()
     gallery.delete([f"e{i:06d}" for i in range(0, 1200)])

@@ -18,7 +18,7 @@ dimension, one system at a time is built and freed:
   facegate's recall at that selectivity.
 
 Latency is per query, one client, one query at a time, k=10. facegate searches its
-graph's segments at once, one thread each (``IndexParams.graph_segments``, 2 by
+graph's segments at once, one thread each (``IndexParams.graph_segments``, 1 by
 default), so numpy's OpenBLAS gets as many threads; FAISS's HNSW cannot split one query
 over threads and searches with one. Each search also reports its process CPU time
 (``cpu_p50_ms``): what it costs, whichever number of threads it used.

@@ -18,7 +18,7 @@ dimension, one system at a time is built and freed:
   facegate's recall at that selectivity.
 
 Latency is per query, one client, one query at a time, k=10. facegate searches its
-graph's segments at once, one thread each (``IndexParams.graph_segments``, 1 by
+graph's segments at once, one thread each (``IndexParams.graph_segments``, 2 by
 default), so numpy's OpenBLAS gets as many threads; FAISS's HNSW cannot split one query
 over threads and searches with one. Each search also reports its process CPU time
 (``cpu_p50_ms``): what it costs, whichever number of threads it used.
@@ -37,7 +37,7 @@ bench/results/matcher.json — keys (stable; later work compares against them)::
     threshold: {score: 7000, similarity: float, model: str}
     shipped_model: {name: str, dim: int}
     synthetic: {templates_per_cluster, spread, effective_dim, seed}
-    params: {m, ef_construction, ef_search, graph_segments, exact_max, overfetch}
+    params: {m, ef_construction, ef_search, graph_segments, exact_factor, overfetch}
                                               # facegate defaults
     selectivities: {"100%": 0, "10%": 1, "1%": 2, "0.1%": 4}         # label -> tag mask
     runs: {"<n>x<dim>": RUN}                  # e.g. "1000000x512"
@@ -63,7 +63,8 @@ bench/results/matcher.json — keys (stable; later work compares against them)::
         segment_sweep: [{graph_segments, build_s,                # a second build
                          points: [SEARCH-like & {ef_search}]}],  # unfiltered
         ef_search_for_recall_0_99: int | null,                   # smallest swept
-        planner: {exact_max, rule_share, crossing_share: float | null,
+        planner: {exact_max, rule_share,      # exact_max: the planner's limit at n
+                  crossing_share: float | null,
                   points: [{tag_bit, selectivity, entries, plan,
                             exact_p50_ms, hnsw_p50_ms, hnsw_recall_at_10,
                             hnsw_recall_genuine, planned_p50_ms,
@@ -144,9 +145,9 @@ SELECTIVITIES: tuple[tuple[str, int], ...] = (
     ("0.1%", 1 << 2),
 )
 EF_SWEEP = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
-SEGMENT_SWEEP = (2,)
+SEGMENT_SWEEP = (1,)
 """Graph segments also measured (a second build), unfiltered, at SEGMENT_EF."""
-SEGMENT_EF = (256, 384, 512)
+SEGMENT_EF = (384, 512, 1024)
 FAISS_EF = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
 FAISS_STEP_BUDGET_S = 120.0
 """An efSearch step whose queries take longer than this ends the sweep."""
@@ -529,8 +530,8 @@ def _planner_sweep(gallery: Gallery, w: Workload, count: int) -> dict[str, Any]:
         )
         print(f"  planner {points[-1]}", flush=True)
     return {
-        "exact_max": gallery.params.exact_max,
-        "rule_share": min(1.0, gallery.params.exact_max / n),
+        "exact_max": gallery.params.exact_max(n),
+        "rule_share": min(1.0, gallery.params.exact_max(n) / n),
         "crossing_share": _crossing(points),
         "points": points,
     }
@@ -870,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
             "ef_construction": defaults.ef_construction,
             "ef_search": defaults.ef_search,
             "graph_segments": defaults.graph_segments,
-            "exact_max": defaults.exact_max,
+            "exact_factor": defaults.exact_factor,
             "overfetch": defaults.overfetch,
         },
         "selectivities": dict(SELECTIVITIES),
@@ -992,9 +993,8 @@ def _run_section(key: str, run: dict[str, Any], result: dict[str, Any]) -> str:
     for sweep in fg["segment_sweep"]:
         lines += [
             "",
-            f"The same gallery with its graph in {sweep['graph_segments']} segments, "
-            f"searched at once on as many threads (built in {sweep['build_s']:.0f} s), "
-            "unfiltered:",
+            f"The same gallery built with graph_segments={sweep['graph_segments']} "
+            f"(in {sweep['build_s']:.0f} s), unfiltered:",
             "",
             "| ef_search | p50 ms | p99 ms | CPU ms | recall@10 | recall >= threshold "
             "| recall genuine |",
@@ -1036,14 +1036,14 @@ def write_docs(result: dict[str, Any]) -> None:
         f"query at a time. facegate: M={params['m']}, efConstruction="
         f"{params['ef_construction']}, ef_search={params['ef_search']}, "
         f"graph segments {params['graph_segments']} (each searched on its own thread), "
-        f"exact_max={params['exact_max']:,}; numpy's OpenBLAS gets as many threads as "
-        f"facegate has segments; FAISS's HNSW searches a query on one thread. CPU ms: "
-        f"the process CPU time per query (p50), all threads together. FAISS: "
-        f"IndexHNSWFlat (inner product, the same M and efConstruction) with an "
-        f"IDSelectorBitmap, efSearch raised until it reaches facegate's recall. numpy: "
-        f"fp32 matrix, one row-index array per filter. Recall@10 is against the exact "
-        f"fp32 top-10; recall >= threshold counts only exact top-10 "
-        f"entries at or above score {threshold['score']} (similarity "
+        f"exact scan up to {params['exact_factor']:g} x sqrt(live) entries; numpy's "
+        f"OpenBLAS gets as many threads as facegate has segments; FAISS's HNSW searches "
+        f"a query on one thread. CPU ms: the process CPU time per query (p50), all "
+        f"threads together. FAISS: IndexHNSWFlat (inner product, the same M and "
+        f"efConstruction) with an IDSelectorBitmap, efSearch raised until it reaches "
+        f"facegate's recall. numpy: fp32 matrix, one row-index array per filter. "
+        f"Recall@10 is against the exact fp32 top-10; recall >= threshold counts only "
+        f"exact top-10 entries at or above score {threshold['score']} (similarity "
         f"{threshold['similarity']:.4f}), genuine or not; recall genuine counts only the "
         f"probe's own person's entries, the matches a user must not miss. Memory: RSS "
         f"growth while building; stats = the gallery's own estimate (Stats.memory_bytes), "

@@ -68,9 +68,9 @@ class MatcherSettings:
     """HNSW links per node (hnswlib M): more = better recall, more memory."""
     ef_construction: int = 400
     """HNSW candidate list while building: more = better graph, slower inserts."""
-    ef_search: int = 384
+    ef_search: int = 512
     """HNSW candidate list while searching (at least the candidates asked for)."""
-    graph_segments: int = 1
+    graph_segments: int = 2
     """Segments a large gallery's graph is split into, searched in parallel by one query:
     lower latency at a given recall for more CPU per query (docs/matcher.md)."""
     projection_dim: int = 128
@@ -79,8 +79,9 @@ class MatcherSettings:
     """Graph candidates re-scored exactly, as a share of ef_search."""
     index_min: int = 2048
     """A gallery builds its graph once it holds this many entries (smaller: scanned)."""
-    exact_max: int = 32_768
-    """A tag filter leaving at most this many entries is scanned exactly, not via HNSW."""
+    exact_factor: float = 64.0
+    """A tag filter leaving at most this many times the square root of the graph's live
+    entries is scanned exactly, not via HNSW (the two costs cross there)."""
     snapshot_after_records: int = 50_000
     """Write a snapshot once the log holds this many records after the last one (or a
     tenth of the shard's entries, if that is more)."""

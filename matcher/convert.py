@@ -240,7 +240,7 @@ def params_to_proto(params: IndexParams) -> matcher_pb2.HnswParameters:
 
 
 def params_from_proto(message: matcher_pb2.HnswParameters) -> IndexParams:
-    """The HNSW parameters; the shard's planner settings (``exact_max`` and the like) are
+    """The HNSW parameters; the shard's planner settings (``exact_factor`` and the like) are
     not on the wire and keep their defaults."""
     return IndexParams(
         m=message.m,

@@ -10,11 +10,16 @@ refitted whenever the graph is rebuilt.
 
 Search plan, per query (measured switch point in docs/benchmarks.md):
 - a filter is resolved through the tag posting lists (matcher/tags.py); if at most
-  ``exact_max`` indexed entries pass it, they are scanned exactly;
+  ``exact_factor * sqrt(live)`` indexed entries pass it (``live``: the graph's live
+  entries), they are scanned exactly;
 - otherwise, and for unfiltered searches, the graph proposes ``ef_search *
   rerank_share`` candidates (divided by ``selectivity / overfetch`` with a filter), those
   failing the filter are dropped, and it is asked again for four times as many while
   too few passed (an exact scan is the last resort).
+The limit grows with the square root of the gallery because the two costs cross there:
+a scan costs in proportion to the entries passing, ``selectivity * live``, and a
+filtered graph search in proportion to its over-fetch, ``1 / selectivity``; they are
+equal where ``selectivity * live`` is proportional to ``sqrt(live)``.
 Every hit is scored with the one canonical similarity (matcher/scan.py), so scores are
 exact and the same whichever path, shard or batch found them; only which entries the
 graph proposes is approximate.
@@ -64,9 +69,9 @@ class IndexParams:
     """HNSW links per node (hnswlib M)."""
     ef_construction: int = 400
     """HNSW candidate list while building."""
-    ef_search: int = 384
+    ef_search: int = 512
     """HNSW candidate list while searching (at least the candidates asked for)."""
-    graph_segments: int = 1
+    graph_segments: int = 2
     """Segments the graph is split into, searched in parallel by one query: lower
     latency at a given recall for more CPU per query (matcher/graph.py)."""
     projection_dim: int = 128
@@ -76,8 +81,9 @@ class IndexParams:
     least k): the graph's ordering on projected vectors is good, not exact."""
     index_min: int = 2048
     """A gallery builds its graph once it holds this many entries; smaller are scanned."""
-    exact_max: int = 32_768
-    """A filter leaving at most this many entries is scanned exactly."""
+    exact_factor: float = 64.0
+    """A filter leaving at most this many times the square root of the graph's live
+    entries is scanned exactly (:meth:`exact_max`)."""
     overfetch: float = 2.0
     """With a filter on the graph path, ask for rerank / selectivity times this."""
     merge_chunk: int = 128
@@ -89,6 +95,11 @@ class IndexParams:
     entries its projection was fitted on: a projection fitted on a gallery's first
     entries must not decide forever which directions later entries are searched along.
     Geometric, so all rebuilds together cost about a third of one build. 0 = never."""
+
+    def exact_max(self, live: int) -> int:
+        """Most entries a filter may leave to be scanned exactly in a graph of ``live``
+        entries (the measured crossing of the two paths' costs: docs/benchmarks.md)."""
+        return math.ceil(self.exact_factor * math.sqrt(live))
 
 
 @dataclass(frozen=True)
@@ -457,7 +468,8 @@ class Gallery:
         live = 0 if self._graph is None else self._graph.live
         if tag_mask:
             listed = self._postings.listed(tag_mask)  # counts stale entries too: an upper bound
-            if plan == "exact" or live == 0 or (plan is None and listed <= self.params.exact_max):
+            exact = plan == "exact" or (plan is None and listed <= self.params.exact_max(live))
+            if exact or live == 0:
                 return self._postings.candidates(tag_mask, self._search_masks)
             return min(listed, live)
         if plan == "exact" or live == 0:
@@ -503,14 +515,17 @@ class Gallery:
         asked = min(live, math.ceil(depth * factor))
         graph_query = query if self._projection is None else query @ self._projection
         while True:
+            # Every segment proposes its own best `depth`; an over-fetch for a filter is
+            # shared between them, as their passing entries are.
+            share = asked if asked >= live else max(depth, -(-asked // self._graph.segments))
             try:
-                slots = self._graph.query(graph_query, asked)
+                slots = self._graph.query(graph_query, share)
             except RuntimeError:  # hnswlib found fewer than `asked` (many deletions)
                 return self._scan(query, self._all_matching(tag_mask), k, min_similarity)
             if tag_mask:
                 slots = slots[(self._search_masks[slots] & np.uint64(tag_mask)) != 0]
             if len(slots) >= wanted or asked >= live:
-                return self._rescore(query, slots, min_similarity)
+                return self._scan(query, slots, k, min_similarity)
             if asked >= MAX_GRAPH_NEIGHBOURS:
                 return self._scan(query, self._all_matching(tag_mask), k, min_similarity)
             asked = min(live, asked * 4, MAX_GRAPH_NEIGHBOURS)

@@ -139,7 +139,7 @@ def shard_config(settings: Settings) -> ShardConfig:
             projection_dim=matcher.projection_dim,
             rerank_share=matcher.rerank_share,
             index_min=matcher.index_min,
-            exact_max=matcher.exact_max,
+            exact_factor=matcher.exact_factor,
         ),
         snapshot_after_records=matcher.snapshot_after_records,
         build_threads=matcher.build_threads,

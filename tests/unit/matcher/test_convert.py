@@ -347,6 +347,6 @@ def test_template_values_are_float32() -> None:
 
 
 def test_params_from_proto_keeps_the_planner_defaults() -> None:
-    back = params_from_proto(params_to_proto(IndexParams(m=8, exact_max=5)))
+    back = params_from_proto(params_to_proto(IndexParams(m=8, exact_factor=5.0)))
     assert back.m == 8
-    assert back.exact_max == IndexParams().exact_max
+    assert back.exact_factor == IndexParams().exact_factor

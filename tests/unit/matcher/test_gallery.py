@@ -66,7 +66,7 @@ def random_masks(rng: np.random.Generator, n: int) -> np.ndarray:
 def big() -> tuple[Gallery, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(7)
     vectors, masks = clustered(rng, 20_000), random_masks(rng, 20_000)
-    gallery = Gallery("g", "m", DIM, IndexParams(exact_max=1000))
+    gallery = Gallery("g", "m", DIM, IndexParams(exact_factor=7.0))
     gallery.upsert(batch(vectors, masks))
     gallery.flush(num_threads=2)
     return gallery, vectors, masks

@@ -240,11 +240,11 @@ def exact_top_k(
 
 
 def test_merged_hnsw_results_reach_the_exact_top_k(tmp_path: Path) -> None:
-    """Shards big enough (and an exact_max small enough) that the planner takes HNSW for
+    """Shards big enough (and an exact_factor small enough) that the planner takes HNSW for
     unfiltered and filtered searches: the merge finds >= 99% of the exact top-k, and
     every hit it returns is a true one with its exact score."""
     dim = DIM
-    params = IndexParams(exact_max=60, index_min=100)
+    params = IndexParams(exact_factor=2.5, index_min=100)
     built = make_cluster(tmp_path, params)
     try:
         rng = np.random.default_rng(3)

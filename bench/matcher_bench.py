@@ -19,8 +19,9 @@ dimension, one system at a time is built and freed:
 
 Latency is per query, one client, one query at a time, k=10. facegate searches its
 graph's segments at once, one thread each (``IndexParams.graph_segments``, 2 by
-default), so numpy's OpenBLAS gets as many threads; FAISS's HNSW cannot split one query
-over threads and searches with one. Each search also reports its process CPU time
+default), so numpy's OpenBLAS gets as many threads for the brute force; facegate's own
+scans run BLAS on one thread, as the matcher does (matcher/blas.py). FAISS's HNSW cannot
+split one query over threads and searches with one. Each search also reports its process CPU time
 (``cpu_p50_ms``): what it costs, whichever number of threads it used.
 Recall@10 is pooled over queries against the exact fp32 top-10
 (bench.synthetic.exact_topk); "recall above threshold" counts only the exact top-10
@@ -126,6 +127,7 @@ from extractor.models.fetch import load_calibrations
 from extractor.scores import DEFAULT_THRESHOLD, ScoreMap
 from facegate.settings import Settings
 from facegate.v1 import common_pb2, matcher_pb2, matcher_pb2_grpc
+from matcher.blas import set_blas_threads
 from matcher.gallery import EntryBatch, Gallery, Hit, IndexParams
 from matcher.persist import load_gallery, save_gallery
 from matcher.scoring import KnownModel
@@ -177,39 +179,6 @@ def release_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-
-
-def _openblas() -> list[tuple[Any, Any]]:
-    """(set, get) thread-count functions of every OpenBLAS loaded in this process."""
-    found: list[tuple[Any, Any]] = []
-    try:
-        with open("/proc/self/maps", encoding="utf-8") as maps:
-            paths = sorted({line.split()[-1] for line in maps if "openblas" in line})
-    except OSError:
-        return found
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for suffix in ("64_", ""):
-            for prefix in ("scipy_openblas", "openblas"):
-                setter = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
-                getter = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
-                if setter is not None and getter is not None:
-                    found.append((setter, getter))
-    return found
-
-
-def set_blas_threads(count: int) -> int | None:
-    """Set numpy's OpenBLAS thread count; the previous count, or None if not found."""
-    libs = _openblas()
-    if not libs:
-        return None
-    previous = int(libs[0][1]())
-    for setter, _ in libs:
-        setter(count)
-    return previous
 
 
 def _cores() -> int:
@@ -742,15 +711,12 @@ def run_one(n: int, dim: int, count: int, sweep_queries: int, threshold: float) 
         "ground_truth_s": time.perf_counter() - start,
     }
     print(f"  ground truth in {run['ground_truth_s']:.1f} s", flush=True)
-    # Brute force gets the threads one facegate query uses (its graph segments).
-    threads = IndexParams().graph_segments
-    blas_default = set_blas_threads(threads)
+    blas_default = set_blas_threads(1)  # as the matcher runs (matcher/blas.py)
     try:
         _measure(run, workload, sweep_queries)
     finally:
         if blas_default is not None:
             set_blas_threads(blas_default)
-    run["blas_threads"] = None if blas_default is None else threads
     del workload
     release_memory()
     return run
@@ -763,7 +729,12 @@ def _measure(run: dict[str, Any], w: Workload, sweep_queries: int) -> None:
     targets = {label: float(ours[label]["recall_at_10"]) for label, _ in SELECTIVITIES}
     run["faiss"] = run_faiss(w, targets)
     release_memory()  # the index is gone
+    # Brute force gets the threads one facegate query uses (its graph segments).
+    threads = IndexParams().graph_segments
+    found = set_blas_threads(threads)
     run["numpy"] = run_numpy(w)
+    set_blas_threads(1)
+    run["blas_threads"] = None if found is None else threads
     run["ratios"] = {
         label: {
             "numpy_over_facegate_p50": run["numpy"]["search"][label]["latency_p50_ms"]
@@ -1037,7 +1008,8 @@ def write_docs(result: dict[str, Any]) -> None:
         f"{params['ef_construction']}, ef_search={params['ef_search']}, "
         f"graph segments {params['graph_segments']} (each searched on its own thread), "
         f"exact scan up to {params['exact_factor']:g} x sqrt(live) entries; numpy's "
-        f"OpenBLAS gets as many threads as facegate has segments; FAISS's HNSW searches "
+        f"OpenBLAS gets as many threads as facegate has segments for the brute force "
+        f"(facegate's own scans use one, as the matcher does); FAISS's HNSW searches "
         f"a query on one thread. CPU ms: the process CPU time per query (p50), all "
         f"threads together. FAISS: IndexHNSWFlat (inner product, the same M and "
         f"efConstruction) with an IDSelectorBitmap, efSearch raised until it reaches "

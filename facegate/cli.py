@@ -335,9 +335,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
             grpc_started("extractor", server, port)
             settings = replace(settings, extractor_port=port)
         if "matcher" in wanted:
+            from matcher.blas import set_blas_threads
             from matcher.server import MatcherDeps, open_shard
             from matcher.server import create_server as create_matcher_server
 
+            set_blas_threads(1)
             shard = open_shard(settings)
             closers.append(shard.close)
             server, port = create_matcher_server(settings, MatcherDeps(shard))

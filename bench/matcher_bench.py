@@ -146,7 +146,7 @@ SELECTIVITIES: tuple[tuple[str, int], ...] = (
     ("1%", 1 << 1),
     ("0.1%", 1 << 2),
 )
-EF_SWEEP = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096)
+EF_SWEEP = (16, 32, 64, 128, 256, 384, 448, 512, 1024, 2048, 4096)
 SEGMENT_SWEEP = (1,)
 """Graph segments also measured (a second build), unfiltered, at SEGMENT_EF."""
 SEGMENT_EF = (384, 512, 1024)

@@ -79,7 +79,7 @@ class MatcherSettings:
     """Graph candidates re-scored exactly, as a share of ef_search."""
     index_min: int = 2048
     """A gallery builds its graph once it holds this many entries (smaller: scanned)."""
-    exact_factor: float = 64.0
+    exact_factor: float = 50.0
     """A tag filter leaving at most this many times the square root of the graph's live
     entries is scanned exactly, not via HNSW (the two costs cross there)."""
     snapshot_after_records: int = 50_000

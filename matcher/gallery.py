@@ -81,7 +81,7 @@ class IndexParams:
     least k): the graph's ordering on projected vectors is good, not exact."""
     index_min: int = 2048
     """A gallery builds its graph once it holds this many entries; smaller are scanned."""
-    exact_factor: float = 64.0
+    exact_factor: float = 50.0
     """A filter leaving at most this many times the square root of the graph's live
     entries is scanned exactly (:meth:`exact_max`)."""
     overfetch: float = 2.0
@@ -515,11 +515,8 @@ class Gallery:
         asked = min(live, math.ceil(depth * factor))
         graph_query = query if self._projection is None else query @ self._projection
         while True:
-            # Every segment proposes its own best `depth`; an over-fetch for a filter is
-            # shared between them, as their passing entries are.
-            share = asked if asked >= live else max(depth, -(-asked // self._graph.segments))
             try:
-                slots = self._graph.query(graph_query, share)
+                slots = self._graph.query(graph_query, self._segment_ask(asked, live))
             except RuntimeError:  # hnswlib found fewer than `asked` (many deletions)
                 return self._scan(query, self._all_matching(tag_mask), k, min_similarity)
             if tag_mask:
@@ -529,6 +526,23 @@ class Gallery:
             if asked >= MAX_GRAPH_NEIGHBOURS:
                 return self._scan(query, self._all_matching(tag_mask), k, min_similarity)
             asked = min(live, asked * 4, MAX_GRAPH_NEIGHBOURS)
+
+    def _segment_ask(self, asked: int, live: int) -> int:
+        """Candidates each graph segment is asked for when the whole graph is asked for
+        ``asked``.
+
+        Up to twice ef_search, every segment is asked for all of them: a filter passing
+        most entries puts its top-k only a little deeper than the unfiltered top-k, and
+        a segment asked for its share alone searches no deeper than ef_search and misses
+        some (recall@10 0.988 at 50% of 1M, against 0.996). A deeper over-fetch (a
+        selective filter) is shared between the segments, as its passing entries are,
+        which halves its cost (10% of 1M: 7 ms instead of 13, recall 1.0).
+        """
+        assert self._graph is not None
+        if asked >= live:
+            return asked
+        whole = min(asked, 2 * self.params.ef_search)
+        return max(whole, -(-asked // self._graph.segments))
 
     # ----------------------------------------------------------- persistence
 

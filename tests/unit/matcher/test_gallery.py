@@ -378,3 +378,10 @@ def test_compaction_keeps_writes_made_while_it_runs(segments: int) -> None:
         else:
             assert hits[0].event_id == f"e{index:06d}"
     assert gallery.stats().count == 4000 - len(deleted)
+
+
+def test_the_exact_scan_limit_grows_with_the_square_root_of_the_graph() -> None:
+    params = IndexParams(exact_factor=50.0)
+    assert params.exact_max(1_000_000) == 50_000
+    assert params.exact_max(10_000) == 5_000
+    assert params.exact_max(0) == 0

@@ -5,7 +5,7 @@ entries costs nearly as much as searching all N: S segments at the same ef cost 
 times the CPU of one graph, but, searched at once on S cores, answer in about the time
 of one while exploring S times as many candidates. At a high recall that is the same
 CPU as one graph at a larger ef, for about half the latency (at 1M, 2 segments at ef
-512: recall@10 0.993 in 2.7 ms; one graph needs ef 1024 and 4.9 ms); at a low recall it
+512: recall@10 0.993 in 2.6 ms; one graph needs ef 1024 and 4.5 ms); at a low recall it
 costs more CPU than one graph (docs/matcher.md, "Graph segments").
 
 An entry's segment is its slot modulo S, so a label alone says where it lives.

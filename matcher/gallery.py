@@ -12,7 +12,7 @@ Search plan, per query (measured switch point in docs/benchmarks.md):
 - a filter is resolved through the tag posting lists (matcher/tags.py); if at most
   ``exact_factor * sqrt(live)`` indexed entries pass it (``live``: the graph's live
   entries), they are scanned exactly;
-- otherwise, and for unfiltered searches, the graph proposes ``ef_search *
+- otherwise, and for unfiltered searches, each graph segment proposes ``ef_search *
   rerank_share`` candidates (divided by ``selectivity / overfetch`` with a filter), those
   failing the filter are dropped, and it is asked again for four times as many while
   too few passed (an exact scan is the last resort).

@@ -1,13 +1,21 @@
 """``make bench``: every benchmark, each writing its JSON and its docs section.
 
-python -m bench [--skip-models] [--skip-matcher] [--skip-gateway]
+python -m bench [--skip-models] [--skip-matcher] [--skip-gateway] [--skip-accuracy]
 """
 
 from __future__ import annotations
 
 import argparse
 
-from bench import compare_models, extractor_bench, gateway_bench, matcher_bench
+from bench import (
+    accuracy_api,
+    compare_models,
+    extractor_bench,
+    face_selection,
+    fpir_scale,
+    gateway_bench,
+    matcher_bench,
+)
 
 
 def main() -> int:
@@ -23,12 +31,22 @@ def main() -> int:
         action="store_true",
         help="skip the gateway benchmark (REST API end to end, 10k and 100k events)",
     )
+    parser.add_argument(
+        "--skip-accuracy",
+        action="store_true",
+        help="skip the accuracy benchmarks: face selection rules, accuracy through the "
+        "REST API (lfw-dev, real service), FPIR against gallery size",
+    )
     args = parser.parse_args()
     status = extractor_bench.main([])
     if not args.skip_matcher:
         status |= matcher_bench.main([])
     if not args.skip_gateway:
         status |= gateway_bench.main([])
+    if not args.skip_accuracy:
+        status |= face_selection.main([])
+        status |= accuracy_api.main([])
+        status |= fpir_scale.main([])
     if not args.skip_models:
         status |= compare_models.main([])
     return status

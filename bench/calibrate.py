@@ -3,7 +3,8 @@
     python -m bench.calibrate [--recognizer NAME] [--detector NAME] [--reuse]
 
 Runs the extractor over every lfw-dev photo and over degraded copies of 60% of them
-(bench/degrade.py), then:
+(bench/degrade.py), taking from each the face the service takes from a probe (on
+lfw-dev, the labelled face: bench/face_selection.py), then:
 - score map: the similarity thresholds at FMR 1e-1 ... 1e-5 over all impostor pairs
   become the knots of scores 4000 ... 8000 (see extractor/scores.py);
 - quality model: bench/quality_fit.py, with an identity-disjoint two-fold check;
@@ -128,7 +129,7 @@ def measure(
         clean, degraded = Measured.load(clean_path, models), Measured.load(degraded_path, models)
         return extractor.detector_id, extractor.model_id, clean, degraded, degradations
     print(f"extracting {len(images)} lfw-dev photos with {models}", flush=True)
-    run = run_pipeline(extractor, images)
+    run = run_pipeline(extractor, images, as_probes=True)
     print(f"extracting {len(degradations)} degraded copies", flush=True)
     degraded_run = run_pipeline(
         extractor,
@@ -137,6 +138,7 @@ def measure(
             degrade(decode_image(images[i].path.read_bytes()).pixels, kind, strength)
             for i, kind, strength in degradations
         ],
+        as_probes=True,
     )
     extractor.close()
     clean = Measured(run.embeddings, list(run.features))

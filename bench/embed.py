@@ -18,6 +18,7 @@ from bench.dataset import LabelledImage
 from bench.metrics import EmbeddingSet
 from extractor.pipeline import Face, FaceExtractor
 from extractor.quality import QualityFeatures
+from extractor.selection import FaceSelection
 from facegate.errors import FacegateError
 
 
@@ -51,16 +52,22 @@ def run_pipeline(
     *,
     payloads: Sequence[bytes] | None = None,
     clients: int = 4,
+    as_probes: bool = False,
 ) -> PipelineRun:
     """Template of the central face of every image (None when no face is found).
 
     ``payloads`` replaces the files' bytes (e.g. degraded copies), one per image.
+    ``as_probes`` takes the face the service takes from a probe (its most prominent
+    face, extractor/selection.py) instead of the labelled central face.
     """
     data = list(payloads) if payloads is not None else [i.path.read_bytes() for i in images]
 
     def one(index: int) -> tuple[np.ndarray | None, QualityFeatures | None, float, str]:
         try:
-            extraction = extractor.extract(data[index], limit=extractor.config.max_faces)
+            if as_probes:
+                extraction = extractor.extract(data[index], selection=FaceSelection.PROMINENT)
+            else:
+                extraction = extractor.extract(data[index], limit=extractor.config.max_faces)
         except FacegateError as error:
             return None, None, float("nan"), error.error_type.type_name
         if not extraction.faces:

@@ -186,7 +186,7 @@ def set_up(stack: Stack) -> Setup:
         face: Face | None = None
         for person in candidate_people():
             try:
-                face = stack.deps.extractor.single_face(person.probe.read_bytes(), min_quality=None)
+                face = stack.deps.extractor.probe_face(person.probe.read_bytes())
             except FacegateError:
                 continue  # no face, several faces: not a probe
             answer = keyed.call(
@@ -283,15 +283,13 @@ def _lat(values: Sequence[float]) -> dict[str, Any]:
 def measure_floor(stack: Stack, setup: Setup, probes: list[bytes], rounds: int) -> dict[str, Any]:
     """Extract and matcher Search through the gateway's own clients, interleaved per probe."""
     extractor, matcher = stack.deps.extractor, stack.deps.matcher
-    templates: list[common_pb2.Template] = [
-        extractor.single_face(p, min_quality=None).template for p in probes
-    ]
+    templates: list[common_pb2.Template] = [extractor.probe_face(p).template for p in probes]
     extract_ms: list[float] = []
     match_ms: list[float] = []
     for number in range(-FLOOR_WARMUP, rounds):
         index = number % len(probes)
         start = time.perf_counter()
-        extractor.single_face(probes[index], min_quality=None)
+        extractor.probe_face(probes[index])
         extracted = time.perf_counter()
         matcher.search(
             setup.gallery_id,

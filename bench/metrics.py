@@ -437,6 +437,19 @@ class KFoldAccuracy(JsonResult):
     n_pairs: int
     n_failed_pairs: int
 
+    @classmethod
+    def of_folds(
+        cls, accuracies: Sequence[float], thresholds: Sequence[float], *, pairs: int, failed: int
+    ) -> KFoldAccuracy:
+        return cls(
+            mean=float(np.mean(accuracies)),
+            std=float(np.std(accuracies)),
+            fold_accuracies=tuple(accuracies),
+            fold_thresholds=tuple(thresholds),
+            n_pairs=pairs,
+            n_failed_pairs=failed,
+        )
+
 
 def best_threshold(scores: ArrayLike, same: ArrayLike) -> tuple[float, float]:
     """The threshold maximising accuracy of ``score >= t`` on these pairs, and that accuracy.
@@ -508,13 +521,8 @@ def kfold_accuracy(
         threshold, _ = best_threshold(s[~test], y[~test])
         accuracies.append(float(np.mean((s[test] >= threshold) == y[test])))
         thresholds.append(threshold)
-    return KFoldAccuracy(
-        mean=float(np.mean(accuracies)),
-        std=float(np.std(accuracies)),
-        fold_accuracies=tuple(accuracies),
-        fold_thresholds=tuple(thresholds),
-        n_pairs=n,
-        n_failed_pairs=int(np.count_nonzero(np.isneginf(s))),
+    return KFoldAccuracy.of_folds(
+        accuracies, thresholds, pairs=n, failed=int(np.count_nonzero(np.isneginf(s)))
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 
 def machine_summary() -> str:
@@ -47,3 +49,12 @@ def replace_section(path: Path, name: str, body: str) -> None:
     else:
         text = text.rstrip() + ("\n\n" if text else "") + block + "\n"
     path.write_text(text, encoding="utf-8")
+
+
+def publish(result: dict[str, Any], results: Path, docs: Path, section: str, body: str) -> None:
+    """Write a benchmark's JSON to ``results`` and its markdown to a section of ``docs``,
+    and print the markdown."""
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    replace_section(docs, section, body)
+    print(body)

@@ -8,7 +8,8 @@ import math
 import numpy as np
 
 from extractor.attributes import Box, FaceAttributes, Point
-from extractor.pipeline import Extraction, Face, FaceSelection
+from extractor.pipeline import Extraction, Face
+from extractor.selection import FaceSelection
 from facegate.errors import invalid_request
 from facegate.templates import template_to_proto
 from facegate.v1 import common_pb2, extractor_pb2
@@ -98,12 +99,12 @@ _SELECTIONS = {
     extractor_pb2.FACE_SELECTION_UNSPECIFIED: FaceSelection.ALL,
     extractor_pb2.FACE_SELECTION_ALL: FaceSelection.ALL,
     extractor_pb2.FACE_SELECTION_SINGLE: FaceSelection.SINGLE,
-    extractor_pb2.FACE_SELECTION_LARGEST: FaceSelection.LARGEST,
+    extractor_pb2.FACE_SELECTION_PROMINENT: FaceSelection.PROMINENT,
 }
 _SELECTIONS_BACK = {
     FaceSelection.ALL: extractor_pb2.FACE_SELECTION_ALL,
     FaceSelection.SINGLE: extractor_pb2.FACE_SELECTION_SINGLE,
-    FaceSelection.LARGEST: extractor_pb2.FACE_SELECTION_LARGEST,
+    FaceSelection.PROMINENT: extractor_pb2.FACE_SELECTION_PROMINENT,
 }
 
 

@@ -2,15 +2,14 @@
 
 Steps for one image: decode (bounded by a semaphore so hostile or huge inputs cannot
 exhaust memory), detect on a downscaled copy, order faces largest first, apply the
-caller's selection, then for the kept faces align 112 x 112 crops for the recognizer
-and 120 x 120 crops for the pose model from the full-resolution pixels. Model runs go
-through micro-batchers shared by all concurrent requests. Coordinates are reported in
-the pixels of the upright (EXIF-oriented) original.
+caller's selection (extractor/selection.py), then for the kept faces align 112 x 112
+crops for the recognizer and 120 x 120 crops for the pose model from the full-resolution
+pixels. Model runs go through micro-batchers shared by all concurrent requests.
+Coordinates are reported in the pixels of the upright (EXIF-oriented) original.
 """
 
 from __future__ import annotations
 
-import enum
 import math
 import threading
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from extractor.pose import Pose, PoseEstimator
 from extractor.quality import QualityFeatures, QualityModel, contrast, eye_distance, sharpness
 from extractor.recognize import Recognizer
 from extractor.scores import ScoreMap
+from extractor.selection import FaceSelection, select_faces
 from facegate.errors import ErrorType, FacegateError, invalid_request
 from facegate.metrics import BATCH_SIZE, EXTRACTOR_STAGE, FACES_PER_IMAGE, timed
 
@@ -36,18 +36,6 @@ HEAD_MARGIN_TOP = 0.45
 HEAD_MARGIN_BOTTOM = 0.20
 # frontalFaceScore falls to one half at this many degrees off-axis (pan and tilt combined).
 FRONTAL_HALF_ANGLE = 30.0
-# With FaceSelection.SINGLE, a second face narrower than this share of the largest is a
-# bystander in the background, not a second subject.
-BYSTANDER_WIDTH_RATIO = 0.5
-
-
-class FaceSelection(enum.Enum):
-    ALL = "all"
-    """Up to ``limit`` faces, largest first."""
-    SINGLE = "single"
-    """Exactly one subject: none is NoFace, a second comparable face is MultipleFaces."""
-    LARGEST = "largest"
-    """The largest face; others are ignored."""
 
 
 @dataclass(frozen=True)
@@ -149,16 +137,12 @@ class FaceExtractor:
                     self.detector.decode(outputs, letterbox), key=lambda d: d.area, reverse=True
                 )
             FACES_PER_IMAGE.observe(len(detections))
-            chosen = _select(detections, selection, limit)
+            height, width = image.shape[:2]
+            chosen = select_faces(detections, selection, limit, width=width, height=height)
             with timed(EXTRACTOR_STAGE, "describe"):
                 faces = self._describe(image, chosen)
-        height, width = image.shape[:2]
         if min_quality is not None and faces[0].attributes.face_quality_score < min_quality:
-            raise FacegateError(
-                ErrorType.POOR_QUALITY,
-                f"The face quality score {faces[0].attributes.face_quality_score:.3f} is below "
-                f"the minimum {min_quality:g}.",
-            )
+            raise poor_quality(faces[0].attributes.face_quality_score, min_quality)
         if not with_templates:
             faces = [Face(f.attributes, None, f.quality_features) for f in faces]
         return Extraction(faces, width, height, self.model_id)
@@ -213,21 +197,16 @@ class FaceExtractor:
         return similarity, self.score_map.score(similarity)
 
 
-def _select(detections: list[Detection], selection: FaceSelection, limit: int) -> list[Detection]:
-    if selection is FaceSelection.ALL:
-        return detections[:limit]
-    if not detections:
-        raise FacegateError(ErrorType.NO_FACE, "No face was found in the provided image.")
-    if selection is FaceSelection.SINGLE:
-        largest = detections[0].width
-        subjects = [d for d in detections if d.width >= BYSTANDER_WIDTH_RATIO * largest]
-        if len(subjects) > 1:
-            raise FacegateError(
-                ErrorType.MULTIPLE_FACES,
-                f"{len(subjects)} faces were found in the image. Only one is permitted "
-                "for this type of request.",
-            )
-    return detections[:1]
+def poor_quality(score: float, minimum: float) -> FacegateError:
+    """PoorQuality, with the score printed to as many decimals as it takes to show it
+    below the minimum (0.4499 is not "0.450 below 0.45")."""
+    decimals = 3
+    while decimals < 9 and float(f"{score:.{decimals}f}") >= minimum:
+        decimals += 1
+    return FacegateError(
+        ErrorType.POOR_QUALITY,
+        f"The face quality score {score:.{decimals}f} is below the minimum {minimum:g}.",
+    )
 
 
 def _attributes(

@@ -166,13 +166,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from extractor.loader import load_extractor
-    from extractor.pipeline import FaceSelection
+    from extractor.selection import FaceSelection
 
     extractor = load_extractor(_settings(args))
     try:
         embeddings = []
         for image in (args.image_a, args.image_b):
-            face = extractor.extract(_read(image), selection=FaceSelection.SINGLE).faces[0]
+            face = extractor.extract(_read(image), selection=FaceSelection.PROMINENT).faces[0]
             assert face.embedding is not None
             embeddings.append(face.embedding)
         _, score = extractor.compare(embeddings[0], embeddings[1])

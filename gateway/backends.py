@@ -86,16 +86,29 @@ class ExtractorClient:
         except grpc.RpcError as error:
             raise _service_error("extractor", error) from None
 
-    def single_face(self, image: bytes, *, min_quality: float | None) -> Face:
-        """The one face of an image (NoFace / MultipleFaces / PoorQuality otherwise)."""
-        return self.single_faces([image], min_quality=min_quality)[0]
+    def enrolment_face(self, image: bytes, *, min_quality: float | None) -> Face:
+        """The face to enrol: the most prominent one, which no other face may rival in
+        size (NoFace / MultipleFaces / PoorQuality otherwise)."""
+        return self._faces([image], extractor_pb2.FACE_SELECTION_SINGLE, min_quality)[0]
 
-    def single_faces(self, images: Sequence[bytes], *, min_quality: float | None) -> list[Face]:
-        """:meth:`single_face` of several images, extracted concurrently."""
+    def probe_face(self, image: bytes) -> Face:
+        """The most prominent face of a probe (NoFace when there is none)."""
+        return self.probe_faces([image])[0]
+
+    def probe_faces(self, images: Sequence[bytes]) -> list[Face]:
+        """:meth:`probe_face` of several images, extracted concurrently."""
+        return self._faces(images, extractor_pb2.FACE_SELECTION_PROMINENT, None)
+
+    def _faces(
+        self,
+        images: Sequence[bytes],
+        selection: extractor_pb2.FaceSelection.ValueType,
+        min_quality: float | None,
+    ) -> list[Face]:
         requests = []
         for image in images:
             request = extractor_pb2.ExtractorExtractRequest(
-                image=image, selection=extractor_pb2.FACE_SELECTION_SINGLE, with_templates=True
+                image=image, selection=selection, with_templates=True
             )
             if min_quality is not None:
                 request.min_quality = min_quality

@@ -222,7 +222,7 @@ class BulkWorker:
         """Read and extract (the slow, parallel part); committing is batched."""
         try:
             image = self._source(job).read(record.filename)
-            face = self._deps.extractor.single_face(image, min_quality=self._quality(job))
+            face = self._deps.extractor.enrolment_face(image, min_quality=self._quality(job))
         except SourceError as error:
             return _Done(job, record, None, _Failure(error.reason, error.transient))
         except FacegateError as error:

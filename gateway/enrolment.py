@@ -217,7 +217,7 @@ class Enrolment:
         return Registered(subject_id, event_id, face.attributes)
 
     def _face(self, application: Application, image: bytes) -> Face:
-        return self._deps.extractor.single_face(
+        return self._deps.extractor.enrolment_face(
             image, min_quality=application.face_minimum_quality_score
         )
 

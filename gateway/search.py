@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from extractor.scores import ScoreMap
 from facegate.errors import ErrorType, FacegateError
 from facegate.v1 import common_pb2
 from gateway.deps import GatewayDeps
@@ -28,6 +29,25 @@ DEFAULT_LIMIT = 10
 MAX_SCORE = 9999
 DEFAULT_EXTRACT_LIMIT = 10
 MAX_EXTRACT_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class SearchStatistics:
+    """What a search of a gallery compares, and the thresholds its size calls for."""
+
+    active_events: int
+    threshold_fpir_1e2: int
+    """Lowest threshold at which at most 1% of searches for people who are not enrolled
+    return a candidate (ADR 0010)."""
+    threshold_fpir_1e3: int
+
+
+def search_statistics(active_events: int, score_map: ScoreMap) -> SearchStatistics:
+    return SearchStatistics(
+        active_events=active_events,
+        threshold_fpir_1e2=score_map.threshold_for_fpir(1e-2, active_events),
+        threshold_fpir_1e3=score_map.threshold_for_fpir(1e-3, active_events),
+    )
 
 
 @dataclass(frozen=True)
@@ -99,7 +119,7 @@ class Matching:
         if tag_names:
             with self._deps.database.read() as conn:
                 mask = tags.tag_mask(conn, gallery_id, tag_names)
-        face = self._deps.extractor.single_face(probe, min_quality=None)
+        face = self._deps.extractor.probe_face(probe)
         hits = self._deps.matcher.search(
             gallery_id,
             face.template,
@@ -120,7 +140,7 @@ class Matching:
             rows = events.active_events(conn, application.gallery_id, subject_id)
         if not rows:
             raise subject_not_found(subject_id)
-        face = self._deps.extractor.single_face(probe, min_quality=None)
+        face = self._deps.extractor.probe_face(probe)
         references = [
             np.frombuffer(row.template, dtype="<f4")
             for row in rows
@@ -137,7 +157,5 @@ class Matching:
         """The score of two images' faces, no gallery involved."""
         require_image(face_image, "face")
         require_image(probe, "probe")
-        reference, candidate = self._deps.extractor.single_faces(
-            [face_image, probe], min_quality=None
-        )
+        reference, candidate = self._deps.extractor.probe_faces([face_image, probe])
         return self._deps.extractor.best_score(candidate, [reference.vector])

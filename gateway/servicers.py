@@ -36,7 +36,7 @@ from facegate.v1 import (
 from gateway.bulk import BulkJobs, Registration
 from gateway.enrolment import Enrolment
 from gateway.health import OK, UNAVAILABLE, DependencyChecker
-from gateway.search import DEFAULT_LIMIT, DEFAULT_THRESHOLD, Matching
+from gateway.search import DEFAULT_LIMIT, DEFAULT_THRESHOLD, Matching, SearchStatistics
 from gateway.sources import SourceConfig
 from gateway.store.records import Application, EventListing, Gallery, JobRecordRow, Tenant
 from gateway.tagging import Tagging
@@ -108,9 +108,11 @@ def application_message(
 
 
 def gallery_message(
-    gallery: Gallery, applications: list[applications_pb2.Application] | None = None
+    gallery: Gallery,
+    applications: list[applications_pb2.Application] | None = None,
+    statistics: SearchStatistics | None = None,
 ) -> galleries_pb2.Gallery:
-    return galleries_pb2.Gallery(
+    message = galleries_pb2.Gallery(
         id=gallery.id,
         name=gallery.name,
         description=gallery.description,
@@ -119,6 +121,15 @@ def gallery_message(
         face_minimum_quality_score=gallery.face_minimum_quality_score,
         applications=applications or [],
     )
+    if statistics is not None:
+        message.statistics.CopyFrom(
+            galleries_pb2.GalleryStatistics(
+                active_events=statistics.active_events,
+                threshold_fpir_1e2=statistics.threshold_fpir_1e2,
+                threshold_fpir_1e3=statistics.threshold_fpir_1e3,
+            )
+        )
+    return message
 
 
 # ------------------------------------------------------------------ gallery-scoped
@@ -387,9 +398,13 @@ class GalleriesServicer(galleries_pb2_grpc.GalleriesServicer):
     def Get(
         self, request: galleries_pb2.GalleriesGetRequest, context: grpc.ServicerContext
     ) -> galleries_pb2.GalleriesGetResponse:
-        gallery, applications = self._tenancy.get_gallery(self._callers.tenant(context), request.id)
+        gallery, applications, statistics = self._tenancy.get_gallery(
+            self._callers.tenant(context), request.id
+        )
         return galleries_pb2.GalleriesGetResponse(
-            gallery=gallery_message(gallery, [application_message(a) for a in applications])
+            gallery=gallery_message(
+                gallery, [application_message(a) for a in applications], statistics
+            )
         )
 
     def Create(

@@ -28,9 +28,11 @@ from gateway.credentials import (
 from gateway.deps import MIN_QUALITY_FLOOR, GatewayDeps, new_id
 from gateway.enrolment import require_printable
 from gateway.replication import now_ms, record_change
+from gateway.search import SearchStatistics, search_statistics
 from gateway.store import galleries, tenants
 from gateway.store.changes import KIND_DROP_GALLERY
 from gateway.store.database import Database
+from gateway.store.events import count_active_events
 from gateway.store.galleries import GalleryNameTaken
 from gateway.store.records import Application, Gallery, Tenant
 
@@ -163,10 +165,14 @@ class Tenancy:
         with self._deps.database.read() as conn:
             return galleries.list_galleries(conn, tenant.id)
 
-    def get_gallery(self, tenant: Tenant, gallery_id: str) -> tuple[Gallery, list[Application]]:
+    def get_gallery(
+        self, tenant: Tenant, gallery_id: str
+    ) -> tuple[Gallery, list[Application], SearchStatistics]:
         with self._deps.database.read() as conn:
             gallery = self._gallery(conn, tenant, gallery_id)
-            return gallery, galleries.list_applications(conn, tenant.id, gallery.id)
+            applications = galleries.list_applications(conn, tenant.id, gallery.id)
+            active = count_active_events(conn, gallery.id)
+        return gallery, applications, search_statistics(active, self._deps.extractor.score_map())
 
     def create_gallery(
         self,

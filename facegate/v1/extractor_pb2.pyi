@@ -34,11 +34,15 @@ class _FaceSelectionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FaceSel
     FACE_SELECTION_ALL: _FaceSelection.ValueType  # 1
     """Up to `limit` faces, largest face_area first; no face gives an empty list."""
     FACE_SELECTION_SINGLE: _FaceSelection.ValueType  # 2
-    """Exactly one face is required: none fails with NoFace, more than one with
-    MultipleFaces (NEC register).
+    """Enrolment (NEC register): the most prominent face, which no other face may
+    rival in size: none fails with NoFace, another face at least 0.8 times its
+    width with MultipleFaces.
     """
-    FACE_SELECTION_LARGEST: _FaceSelection.ValueType  # 3
-    """The largest face only, others ignored; none fails with NoFace."""
+    FACE_SELECTION_PROMINENT: _FaceSelection.ValueType  # 3
+    """Probes (search, verify): the most prominent face, others ignored; none fails
+    with NoFace. Most prominent: the widest face, or among faces at least 0.8
+    times its width, the one whose centre is nearest the image's centre.
+    """
 
 class FaceSelection(_FaceSelection, metaclass=_FaceSelectionEnumTypeWrapper):
     """Which faces Extract returns."""
@@ -48,11 +52,15 @@ FACE_SELECTION_UNSPECIFIED: FaceSelection.ValueType  # 0
 FACE_SELECTION_ALL: FaceSelection.ValueType  # 1
 """Up to `limit` faces, largest face_area first; no face gives an empty list."""
 FACE_SELECTION_SINGLE: FaceSelection.ValueType  # 2
-"""Exactly one face is required: none fails with NoFace, more than one with
-MultipleFaces (NEC register).
+"""Enrolment (NEC register): the most prominent face, which no other face may
+rival in size: none fails with NoFace, another face at least 0.8 times its
+width with MultipleFaces.
 """
-FACE_SELECTION_LARGEST: FaceSelection.ValueType  # 3
-"""The largest face only, others ignored; none fails with NoFace."""
+FACE_SELECTION_PROMINENT: FaceSelection.ValueType  # 3
+"""Probes (search, verify): the most prominent face, others ignored; none fails
+with NoFace. Most prominent: the widest face, or among faces at least 0.8
+times its width, the one whose centre is nearest the image's centre.
+"""
 Global___FaceSelection: _TypeAlias = FaceSelection  # noqa: Y015
 
 @_typing.final
@@ -79,7 +87,7 @@ class ExtractorExtractRequest(_message.Message):
     min_quality: _builtins.float
     """Minimum face_quality_score, 0..1, of the selected face: below it the call
     fails with PoorQuality. Not set = no check. Only with FACE_SELECTION_SINGLE
-    or FACE_SELECTION_LARGEST (with ALL it is InvalidRequest).
+    or FACE_SELECTION_PROMINENT (with ALL it is InvalidRequest).
     """
     with_templates: _builtins.bool
     """Whether to compute a template for every returned face. Without it only the
@@ -154,7 +162,7 @@ class ExtractorExtractResponse(_message.Message):
     """
     @_builtins.property
     def faces(self) -> _containers.RepeatedCompositeFieldContainer[Global___DetectedFace]:
-        """The faces, largest face_area first (one face for SINGLE and LARGEST)."""
+        """The faces, largest face_area first (one face for SINGLE and PROMINENT)."""
 
     def __init__(
         self,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from facegate.v1 import applications_pb2 as facegate_dot_v1_dot_applications__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x61\x63\x65gate/v1/galleries.proto\x12\x0b\x66\x61\x63\x65gate.v1\x1a\x1e\x66\x61\x63\x65gate/v1/applications.proto\"\xa9\x01\n\x07Gallery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x05\x12\r\n\x05\x63ount\x18\x05 \x01(\x05\x12\"\n\x1a\x66\x61\x63\x65_minimum_quality_score\x18\x06 \x01(\x02\x12.\n\x0c\x61pplications\x18\x07 \x03(\x0b\x32\x18.facegate.v1.Application\"\x16\n\x14GalleriesListRequest\"@\n\x15GalleriesListResponse\x12\'\n\tgalleries\x18\x01 \x03(\x0b\x32\x14.facegate.v1.Gallery\"!\n\x13GalleriesGetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x14GalleriesGetResponse\x12%\n\x07gallery\x18\x01 \x01(\x0b\x32\x14.facegate.v1.Gallery\"\x91\x01\n\x16GalleriesCreateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\'\n\x1a\x66\x61\x63\x65_minimum_quality_score\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x0c\n\x04size\x18\x04 \x01(\x05\x42\x1d\n\x1b_face_minimum_quality_score\"Q\n\x17GalleriesCreateResponse\x12%\n\x07gallery\x18\x01 \x01(\x0b\x32\x14.facegate.v1.Gallery\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"\x86\x01\n\x16GalleriesUpdateRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x11\n\x04size\x18\x04 \x01(\x05H\x02\x88\x01\x01\x42\x07\n\x05_nameB\x0e\n\x0c_descriptionB\x07\n\x05_size\"@\n\x17GalleriesUpdateResponse\x12%\n\x07gallery\x18\x01 \x01(\x0b\x32\x14.facegate.v1.Gallery\"$\n\x16GalleriesDeleteRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x19\n\x17GalleriesDeleteResponse2\xa5\x03\n\tGalleries\x12M\n\x04List\x12!.facegate.v1.GalleriesListRequest\x1a\".facegate.v1.GalleriesListResponse\x12J\n\x03Get\x12 .facegate.v1.GalleriesGetRequest\x1a!.facegate.v1.GalleriesGetResponse\x12S\n\x06\x43reate\x12#.facegate.v1.GalleriesCreateRequest\x1a$.facegate.v1.GalleriesCreateResponse\x12S\n\x06Update\x12#.facegate.v1.GalleriesUpdateRequest\x1a$.facegate.v1.GalleriesUpdateResponse\x12S\n\x06\x44\x65lete\x12#.facegate.v1.GalleriesDeleteRequest\x1a$.facegate.v1.GalleriesDeleteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x66\x61\x63\x65gate/v1/galleries.proto\x12\x0b\x66\x61\x63\x65gate.v1\x1a\x1e\x66\x61\x63\x65gate/v1/applications.proto\"\xdd\x01\n\x07Gallery\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x0c\n\x04size\x18\x04 \x01(\x05\x12\r\n\x05\x63ount\x18\x05 \x01(\x05\x12\"\n\x1a\x66\x61\x63\x65_minimum_quality_score\x18\x06 \x01(\x02\x12.\n\x0c\x61pplications\x18\x07 \x03(\x0b\x32\x18.facegate.v1.Application\x12\x32\n\nstatistics\x18\x08 \x01(\x0b\x32\x1e.facegate.v1.GalleryStatistics\"b\n\x11GalleryStatistics\x12\x15\n\ractive_events\x18\x01 \x01(\x05\x12\x1a\n\x12threshold_fpir_1e2\x18\x02 \x01(\x05\x12\x1a\n\x12threshold_fpir_1e3\x18\x03 \x01(\x05\"\x16\n\x14GalleriesListRequest\"@\n\x15GalleriesListResponse\x12\'\n\tgalleries\x18\x01 \x03(\x0b\x32\x14.facegate.v1.Gallery\"!\n\x13GalleriesGetRequest\x12\n\n\x02id\x18\x01 \x01(\t\"=\n\x14GalleriesGetResponse\x12%\n\x07gallery\x18\x01 \x01(\x0b\x32\x14.facegate.v1.Gallery\"\x91\x01\n\x16GalleriesCreateRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12\'\n\x1a\x66\x61\x63\x65_minimum_quality_score\x18\x03 \x01(\x02H\x00\x88\x01\x01\x12\x0c\n\x04size\x18\x04 \x01(\x05\x42\x1d\n\x1b_face_minimum_quality_score\"Q\n\x17GalleriesCreateResponse\x12%\n\x07gallery\x18\x01 \x01(\x0b\x32\x14.facegate.v1.Gallery\x12\x0f\n\x07\x61pi_key\x18\x02 \x01(\t\"\x86\x01\n\x16GalleriesUpdateRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x64\x65scription\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x11\n\x04size\x18\x04 \x01(\x05H\x02\x88\x01\x01\x42\x07\n\x05_nameB\x0e\n\x0c_descriptionB\x07\n\x05_size\"@\n\x17GalleriesUpdateResponse\x12%\n\x07gallery\x18\x01 \x01(\x0b\x32\x14.facegate.v1.Gallery\"$\n\x16GalleriesDeleteRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x19\n\x17GalleriesDeleteResponse2\xa5\x03\n\tGalleries\x12M\n\x04List\x12!.facegate.v1.GalleriesListRequest\x1a\".facegate.v1.GalleriesListResponse\x12J\n\x03Get\x12 .facegate.v1.GalleriesGetRequest\x1a!.facegate.v1.GalleriesGetResponse\x12S\n\x06\x43reate\x12#.facegate.v1.GalleriesCreateRequest\x1a$.facegate.v1.GalleriesCreateResponse\x12S\n\x06Update\x12#.facegate.v1.GalleriesUpdateRequest\x1a$.facegate.v1.GalleriesUpdateResponse\x12S\n\x06\x44\x65lete\x12#.facegate.v1.GalleriesDeleteRequest\x1a$.facegate.v1.GalleriesDeleteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,27 +33,29 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'facegate.v1.galleries_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_GALLERY']._serialized_start=77
-  _globals['_GALLERY']._serialized_end=246
-  _globals['_GALLERIESLISTREQUEST']._serialized_start=248
-  _globals['_GALLERIESLISTREQUEST']._serialized_end=270
-  _globals['_GALLERIESLISTRESPONSE']._serialized_start=272
-  _globals['_GALLERIESLISTRESPONSE']._serialized_end=336
-  _globals['_GALLERIESGETREQUEST']._serialized_start=338
-  _globals['_GALLERIESGETREQUEST']._serialized_end=371
-  _globals['_GALLERIESGETRESPONSE']._serialized_start=373
-  _globals['_GALLERIESGETRESPONSE']._serialized_end=434
-  _globals['_GALLERIESCREATEREQUEST']._serialized_start=437
-  _globals['_GALLERIESCREATEREQUEST']._serialized_end=582
-  _globals['_GALLERIESCREATERESPONSE']._serialized_start=584
-  _globals['_GALLERIESCREATERESPONSE']._serialized_end=665
-  _globals['_GALLERIESUPDATEREQUEST']._serialized_start=668
-  _globals['_GALLERIESUPDATEREQUEST']._serialized_end=802
-  _globals['_GALLERIESUPDATERESPONSE']._serialized_start=804
-  _globals['_GALLERIESUPDATERESPONSE']._serialized_end=868
-  _globals['_GALLERIESDELETEREQUEST']._serialized_start=870
-  _globals['_GALLERIESDELETEREQUEST']._serialized_end=906
-  _globals['_GALLERIESDELETERESPONSE']._serialized_start=908
-  _globals['_GALLERIESDELETERESPONSE']._serialized_end=933
-  _globals['_GALLERIES']._serialized_start=936
-  _globals['_GALLERIES']._serialized_end=1357
+  _globals['_GALLERY']._serialized_end=298
+  _globals['_GALLERYSTATISTICS']._serialized_start=300
+  _globals['_GALLERYSTATISTICS']._serialized_end=398
+  _globals['_GALLERIESLISTREQUEST']._serialized_start=400
+  _globals['_GALLERIESLISTREQUEST']._serialized_end=422
+  _globals['_GALLERIESLISTRESPONSE']._serialized_start=424
+  _globals['_GALLERIESLISTRESPONSE']._serialized_end=488
+  _globals['_GALLERIESGETREQUEST']._serialized_start=490
+  _globals['_GALLERIESGETREQUEST']._serialized_end=523
+  _globals['_GALLERIESGETRESPONSE']._serialized_start=525
+  _globals['_GALLERIESGETRESPONSE']._serialized_end=586
+  _globals['_GALLERIESCREATEREQUEST']._serialized_start=589
+  _globals['_GALLERIESCREATEREQUEST']._serialized_end=734
+  _globals['_GALLERIESCREATERESPONSE']._serialized_start=736
+  _globals['_GALLERIESCREATERESPONSE']._serialized_end=817
+  _globals['_GALLERIESUPDATEREQUEST']._serialized_start=820
+  _globals['_GALLERIESUPDATEREQUEST']._serialized_end=954
+  _globals['_GALLERIESUPDATERESPONSE']._serialized_start=956
+  _globals['_GALLERIESUPDATERESPONSE']._serialized_end=1020
+  _globals['_GALLERIESDELETEREQUEST']._serialized_start=1022
+  _globals['_GALLERIESDELETEREQUEST']._serialized_end=1058
+  _globals['_GALLERIESDELETERESPONSE']._serialized_start=1060
+  _globals['_GALLERIESDELETERESPONSE']._serialized_end=1085
+  _globals['_GALLERIES']._serialized_start=1088
+  _globals['_GALLERIES']._serialized_end=1509
 # @@protoc_insertion_point(module_scope)

@@ -35,6 +35,7 @@ class Gallery(_message.Message):
     COUNT_FIELD_NUMBER: _builtins.int
     FACE_MINIMUM_QUALITY_SCORE_FIELD_NUMBER: _builtins.int
     APPLICATIONS_FIELD_NUMBER: _builtins.int
+    STATISTICS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Gallery id (NEC: id)."""
     name: _builtins.str
@@ -55,6 +56,12 @@ class Gallery(_message.Message):
         Galleries.Create only (NEC: applications, rendered as id, name, apiKey).
         """
 
+    @_builtins.property
+    def statistics(self) -> Global___GalleryStatistics:
+        """What a search of the gallery compares and what a threshold means at its
+        current size; set by Galleries.Get only (facegate's own, REST: statistics).
+        """
+
     def __init__(
         self,
         *,
@@ -65,14 +72,53 @@ class Gallery(_message.Message):
         count: _builtins.int = ...,
         face_minimum_quality_score: _builtins.float = ...,
         applications: _abc.Iterable[_applications_pb2.Application] | None = ...,
+        statistics: Global___GalleryStatistics | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["statistics", b"statistics"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applications", b"applications", "count", b"count", "description", b"description", "face_minimum_quality_score", b"face_minimum_quality_score", "id", b"id", "name", b"name", "size", b"size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applications", b"applications", "count", b"count", "description", b"description", "face_minimum_quality_score", b"face_minimum_quality_score", "id", b"id", "name", b"name", "size", b"size", "statistics", b"statistics"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Gallery: _TypeAlias = Gallery  # noqa: Y015
+
+@_typing.final
+class GalleryStatistics(_message.Message):
+    """A gallery's size as searches see it, and the search thresholds it calls for.
+    A score is calibrated for one comparison (7000 = false-match rate 1e-4); a
+    search compares the probe with every active event, so a person who is not
+    enrolled raises a false candidate about active_events times as often
+    (docs/scores.md, ADR 0010).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ACTIVE_EVENTS_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FPIR_1E2_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FPIR_1E3_FIELD_NUMBER: _builtins.int
+    active_events: _builtins.int
+    """Active events: the templates each search compares the probe with."""
+    threshold_fpir_1e2: _builtins.int
+    """Lowest search threshold at which a probe of a person who is not enrolled
+    returns a candidate in at most 1% of searches (false-positive
+    identification rate 1e-2), 0..9999, by the model in docs/scores.md.
+    """
+    threshold_fpir_1e3: _builtins.int
+    """The same at FPIR 1e-3 (one search in a thousand)."""
+    def __init__(
+        self,
+        *,
+        active_events: _builtins.int = ...,
+        threshold_fpir_1e2: _builtins.int = ...,
+        threshold_fpir_1e3: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_events", b"active_events", "threshold_fpir_1e2", b"threshold_fpir_1e2", "threshold_fpir_1e3", b"threshold_fpir_1e3"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GalleryStatistics: _TypeAlias = GalleryStatistics  # noqa: Y015
 
 @_typing.final
 class GalleriesListRequest(_message.Message):

@@ -29,12 +29,14 @@ GALLERY_KEYS = (
     "count",
     "faceMinimumQualityScore",
     "applications",
+    "statistics",
 )
 """Every key of a gallery."""
 GALLERY_LIST_KEYS = ("id", "name", "description", "size", "count")
 """A gallery in NEC's List Galleries."""
-GALLERY_GET_KEYS = (*GALLERY_LIST_KEYS, "applications")
-"""NEC's Get Gallery (its applications with APPLICATION_SUMMARY_KEYS)."""
+GALLERY_GET_KEYS = (*GALLERY_LIST_KEYS, "applications", "statistics")
+"""NEC's Get Gallery (its applications with APPLICATION_SUMMARY_KEYS), and facegate's
+search statistics (what a threshold means at the gallery's size)."""
 GALLERY_CREATE_KEYS = ("id", "name", "description", "size", "apiKey")
 """NEC's Create Gallery."""
 GALLERY_UPDATE_KEYS = ("id", "name", "description", "size")
@@ -89,6 +91,7 @@ def gallery_to_json(
         "applications": [
             application_to_json(app, application_keys) for app in message.applications
         ],
+        "statistics": gallery_statistics_to_json(message.statistics),
     }
     return _pick(full, keys)
 
@@ -104,6 +107,24 @@ def gallery_from_json(body: object) -> galleries_pb2.Gallery:
         count=int_of(obj, "count"),
         face_minimum_quality_score=as_number(quality, "faceMinimumQualityScore"),
         applications=[application_from_json(app) for app in list_of(obj, "applications")],
+        statistics=gallery_statistics_from_json(obj.get("statistics", {})),
+    )
+
+
+def gallery_statistics_to_json(message: galleries_pb2.GalleryStatistics) -> JsonObject:
+    return {
+        "activeEvents": message.active_events,
+        "thresholdFpir1e2": message.threshold_fpir_1e2,
+        "thresholdFpir1e3": message.threshold_fpir_1e3,
+    }
+
+
+def gallery_statistics_from_json(body: object) -> galleries_pb2.GalleryStatistics:
+    obj = as_object(body, "statistics")
+    return galleries_pb2.GalleryStatistics(
+        active_events=int_of(obj, "activeEvents"),
+        threshold_fpir_1e2=int_of(obj, "thresholdFpir1e2"),
+        threshold_fpir_1e3=int_of(obj, "thresholdFpir1e3"),
     )
 
 

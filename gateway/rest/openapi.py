@@ -68,6 +68,7 @@ def _array(items: Schema, min_items: int = 0) -> Schema:
 _INTEGER_TEXT = {"type": "string", "pattern": "^-?[0-9]+$"}
 _NUMBER_TEXT = _string()
 
+_SCORE = _int32(0) | {"maximum": 9999}
 _APPLICATION: Mapping[str, Schema] = {
     "id": _string(),
     "name": _string(),
@@ -85,9 +86,15 @@ _GALLERY: Mapping[str, Schema] = {
     "faceMinimumQualityScore": {"type": "number"},
     "applications": _array(_object(_APPLICATION, apps.APPLICATION_SUMMARY_KEYS)),
     "apiKey": _string(),
+    "statistics": _object(
+        {
+            "activeEvents": _int32(0),
+            "thresholdFpir1e2": _SCORE,
+            "thresholdFpir1e3": _SCORE,
+        }
+    ),
 }
 _REGISTERED = _object({"id": _string(), "eventId": _string(), "attributes": _ref("FaceAttributes")})
-_SCORE = _int32(0) | {"maximum": 9999}
 
 _COMPONENTS: Mapping[str, Schema] = {
     "Box": _object(

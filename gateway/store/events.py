@@ -12,7 +12,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, delete, exists, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from facegate.errors import ErrorType, FacegateError
@@ -323,6 +323,16 @@ def count_event_rows(conn: Connection, gallery_id: str) -> int:
         select(galleries.c.event_rows).where(galleries.c.id == gallery_id)
     ).scalar_one_or_none()
     return count or 0
+
+
+def count_active_events(conn: Connection, gallery_id: str) -> int:
+    """The gallery's active events: what a search compares a probe with."""
+    count: int = conn.execute(
+        select(func.count())
+        .select_from(events)
+        .where(events.c.gallery_id == gallery_id, events.c.status == ACTIVE)
+    ).scalar_one()
+    return count
 
 
 def _add_event_rows(conn: Connection, gallery_id: str, added: int) -> None:

@@ -153,6 +153,37 @@ def test_local_folder_job_over_rest(stack: Stack, client: SignedClient) -> None:
     assert [c["id"] for c in found["candidates"]] == [by_name["obama.jpg"]["subjectId"]]
 
 
+def test_a_refused_record_carries_the_rest_error_message(
+    stack: Stack, client: SignedClient
+) -> None:
+    signer = client.with_api_key(None)
+    created = signer.call(
+        "POST", "/api/galleries", {"name": "strict", "size": 10, "faceMinimumQualityScore": 1.0}
+    ).json()
+    strict = signer.with_api_key(created["apiKey"])
+    folder: Path = stack.settings.bulk_root / str(created["id"])
+    folder.mkdir(parents=True, exist_ok=True)
+    photos = {"obama.jpg": OBAMA / "obama.jpg", "group.jpg": MULTI, "empty.jpg": NO_FACE}
+    for name, path in photos.items():
+        shutil.copy(path, folder / name)
+    batch_id = strict.call(
+        "POST", "/v1.1/jobs/bulkregister", {"registrations": [{"filename": n} for n in photos]}
+    ).json()["batchId"]
+    records = {r["filename"]: r for r in wait_processed(strict, batch_id)}
+    expected_types = {
+        "obama.jpg": "PoorQuality",
+        "group.jpg": "MultipleFaces",
+        "empty.jpg": "NoFace",
+    }
+    for name, path in photos.items():
+        refused = strict.call("POST", "/v1.1/subjects", {"face": _b64(path)})
+        assert refused.status_code == 400
+        assert refused.json()["errorType"] == expected_types[name]
+        assert records[name]["registerStatus"] == "Failed"
+        assert records[name]["reason"] == refused.json()["message"]
+    assert "below the minimum 1." in records["obama.jpg"]["reason"]
+
+
 def test_progress_pages_of_a_thousand(stack: Stack, client: SignedClient) -> None:
     registrations = [{"filename": f"nothing/{i:05d}.jpg"} for i in range(1003)]
     batch_id = client.call(

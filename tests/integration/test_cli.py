@@ -78,14 +78,23 @@ def test_verify_prints_a_score() -> None:
     assert json.loads(different.stdout)["score"] < 7000
 
 
+def test_verify_takes_the_most_prominent_face_of_a_group_photo() -> None:
+    group = str(FACES / "face_recognition/_multi/obama_and_biden.jpg")
+    # Biden is nearer the centre than Obama, whose face is about as wide.
+    biden = _facegate("verify", group, str(FACES / "face_recognition/biden/biden.jpg"))
+    obama = _facegate("verify", group, str(FACES / "face_recognition/obama/obama.jpg"))
+    assert json.loads(biden.stdout)["score"] >= 7000
+    assert json.loads(obama.stdout)["score"] < 7000
+
+
 def test_verify_fails_with_the_nec_error() -> None:
     done = _facegate(
         "verify",
-        str(FACES / "face_recognition/_multi/two_people.jpg"),
+        str(next((FACES / "compreface/_noface").iterdir())),
         str(FACES / "face_recognition/obama/obama.jpg"),
     )
     assert done.returncode == 1
-    assert json.loads(done.stdout)["errorType"] == "MultipleFaces"
+    assert json.loads(done.stdout)["errorType"] == "NoFace"
     missing = _facegate(
         "verify", "/nonexistent.jpg", str(FACES / "face_recognition/obama/obama.jpg")
     )

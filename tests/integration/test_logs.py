@@ -76,9 +76,7 @@ def test_one_request_id_across_services_and_no_secrets(
             if page["processed"][0]["status"] == "Processed":
                 break
             time.sleep(0.1)
-        template = stack.deps.extractor.single_face(
-            (OBAMA / "obama.jpg").read_bytes(), min_quality=None
-        ).template
+        template = stack.deps.extractor.probe_face((OBAMA / "obama.jpg").read_bytes()).template
     finally:
         client.close()
 

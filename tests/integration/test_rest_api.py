@@ -19,6 +19,8 @@ FACES = faces_dir() / "test"
 OBAMA = FACES / "face_recognition" / "obama"
 BIDEN = FACES / "face_recognition" / "biden" / "biden.jpg"
 MULTI = FACES / "compreface" / "_multi" / "016_8.jpg"
+OBAMA_AND_BIDEN = FACES / "face_recognition" / "_multi" / "obama_and_biden.jpg"
+WITH_BYSTANDER = faces_dir() / "lfw-dev" / "Alejandro_Toledo" / "Alejandro_Toledo_0003.jpg"
 NO_FACE = next((FACES / "compreface" / "_noface").iterdir())
 
 
@@ -190,6 +192,61 @@ def test_face_errors_use_nec_codes(gallery_a: SignedClient) -> None:
     extracted = gallery_a.call("POST", "/v1.1/face/extract", {"faces": photo(MULTI), "limit": 3})
     assert extracted.status_code == 200
     assert len(extracted.json()["faces"]) == 3
+
+
+def test_probes_use_the_most_prominent_face_and_say_which(
+    stack: Stack, tenant_a: SignedClient
+) -> None:
+    created = tenant_a.call("POST", "/api/galleries", {"name": "prominence", "size": 10})
+    client = tenant_a.with_api_key(created.json()["apiKey"])
+    ids = {}
+    for name, path in (("obama", OBAMA / "obama.jpg"), ("biden", BIDEN)):
+        registered = client.call("POST", "/v1.1/subjects", {"face": photo(path)})
+        assert registered.status_code == 201, registered.text
+        ids[name] = registered.json()["id"]
+    faces = client.call("POST", "/v1.1/face/extract", {"faces": photo(OBAMA_AND_BIDEN)})
+    boxes = [face["attributes"]["faceArea"] for face in faces.json()["faces"]]
+
+    # Two comparable faces: the probe is Biden's, nearer the centre, and the answer
+    # says so.
+    found = client.call("POST", "/v1.1/face/search", {"probe": photo(OBAMA_AND_BIDEN)})
+    assert found.status_code == 200, found.text
+    assert found.json()["candidates"][0]["id"] == ids["biden"]
+    assert found.json()["attributes"]["faceArea"] in boxes
+    centre_x = sum(int(found.json()["attributes"]["faceArea"][k]) for k in ("left", "right")) / 2
+    assert abs(centre_x - 843) < 10
+    verified = client.call(
+        "POST", "/v1.1/face/verify", {"id": ids["biden"], "probe": photo(OBAMA_AND_BIDEN)}
+    )
+    assert verified.status_code == 200
+    assert verified.json()["score"] >= 7000
+    face_to_face = client.call(
+        "POST", "/v1.1/face/verify", {"face": photo(OBAMA_AND_BIDEN), "probe": photo(BIDEN)}
+    )
+    assert face_to_face.status_code == 200
+    assert face_to_face.json()["score"] >= 7000
+
+    # Enrolment refuses the same photo: whose would it be?
+    refused = client.call("POST", "/v1.1/subjects", {"face": photo(OBAMA_AND_BIDEN)})
+    assert refused.status_code == 400
+    assert refused.json()["errorType"] == "MultipleFaces"
+    assert "comparable size" in refused.json()["message"]
+    # A bystander much smaller than the subject does not make a photo ambiguous.
+    accepted = client.call("POST", "/v1.1/subjects", {"face": photo(WITH_BYSTANDER)})
+    assert accepted.status_code == 201, accepted.text
+
+    # The gallery's statistics: what a threshold means at its size.
+    score_map = stack.deps.extractor.score_map()
+    gallery_path = f"/api/galleries/{created.json()['id']}"
+    assert tenant_a.call("GET", gallery_path).json()["statistics"] == {
+        "activeEvents": 3,
+        "thresholdFpir1e2": score_map.threshold_for_fpir(1e-2, 3),
+        "thresholdFpir1e3": score_map.threshold_for_fpir(1e-3, 3),
+    }
+    assert client.call("DELETE", f"/v1.1/subjects/{ids['obama']}").status_code == 204
+    after = tenant_a.call("GET", gallery_path).json()["statistics"]
+    assert after["activeEvents"] == 2
+    assert after["thresholdFpir1e2"] == score_map.threshold_for_fpir(1e-2, 2)
 
 
 def test_tenants_are_isolated(stack: Stack, gallery_a: SignedClient) -> None:

@@ -23,8 +23,9 @@ from extractor.convert import (
     selection_to_proto,
     template_from_proto,
 )
-from extractor.pipeline import Extraction, Face, FaceSelection
+from extractor.pipeline import Extraction, Face
 from extractor.quality import QualityFeatures
+from extractor.selection import FaceSelection
 from facegate.errors import ErrorType, FacegateError
 from facegate.templates import template_to_proto
 from facegate.v1 import common_pb2, extractor_pb2

@@ -16,8 +16,9 @@ from PIL import Image
 
 from extractor.attributes import Box
 from extractor.decode import decode_image
-from extractor.pipeline import Face, FaceExtractor, FaceSelection
+from extractor.pipeline import Face, FaceExtractor, poor_quality
 from extractor.scores import DEFAULT_THRESHOLD
+from extractor.selection import FaceSelection
 from facegate.errors import ErrorType, FacegateError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
@@ -113,7 +114,7 @@ def _identity_templates(extractor: FaceExtractor, root: Path) -> list[tuple[str,
     out = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("_")):
         for path in _images(folder):
-            face = extractor.extract(path.read_bytes(), selection=FaceSelection.LARGEST).faces[0]
+            face = extractor.extract(path.read_bytes(), selection=FaceSelection.PROMINENT).faces[0]
             assert face.embedding is not None
             out.append((folder.name, path.name, face.embedding))
     return out
@@ -159,12 +160,12 @@ def test_rotating_the_photo_changes_roll_by_the_angle(
     extractor: FaceExtractor, faces: Path, angle: int
 ) -> None:
     pixels = _read(faces / "test/face_recognition/obama/obama.jpg")
-    upright = extractor.extract(_encode(pixels), selection=FaceSelection.LARGEST).faces[0]
+    upright = extractor.extract(_encode(pixels), selection=FaceSelection.PROMINENT).faces[0]
     height, width = pixels.shape[:2]
     # cv2 rotates counter-clockwise on screen for positive angles.
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
     rotated = cv2.warpAffine(pixels, matrix, (width, height), borderMode=cv2.BORDER_REPLICATE)
-    turned = extractor.extract(_encode(rotated), selection=FaceSelection.LARGEST).faces[0]
+    turned = extractor.extract(_encode(rotated), selection=FaceSelection.PROMINENT).faces[0]
     change = turned.attributes.face_roll - upright.attributes.face_roll
     assert abs(change - angle) < 5, (angle, change)
 
@@ -185,7 +186,7 @@ def test_large_photos_report_original_pixel_coordinates(
 ) -> None:
     noses = _annotated_noses(faces)
     for path in _images(faces / "test/compreface/person_A"):
-        extraction = extractor.extract(path.read_bytes(), selection=FaceSelection.LARGEST)
+        extraction = extractor.extract(path.read_bytes(), selection=FaceSelection.PROMINENT)
         assert max(extraction.width, extraction.height) > 3000
         area = extraction.faces[0].attributes.face_area
         (nose,) = noses[path.name]
@@ -195,13 +196,13 @@ def test_large_photos_report_original_pixel_coordinates(
 
 def test_exif_orientation_is_applied(extractor: FaceExtractor, faces: Path) -> None:
     path = faces / "test/face_recognition/obama/obama.jpg"
-    upright = extractor.extract(path.read_bytes(), selection=FaceSelection.LARGEST)
+    upright = extractor.extract(path.read_bytes(), selection=FaceSelection.PROMINENT)
     image = Image.open(path).transpose(Image.Transpose.ROTATE_90)  # stored on its side
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90 CW to display": undoes the transpose above
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", exif=exif.tobytes(), quality=95)
-    restored = extractor.extract(buffer.getvalue(), selection=FaceSelection.LARGEST)
+    restored = extractor.extract(buffer.getvalue(), selection=FaceSelection.PROMINENT)
     assert (restored.width, restored.height) == (upright.width, upright.height)
     a, b = upright.faces[0].attributes.face_area, restored.faces[0].attributes.face_area
     assert max(abs(a.left - b.left), abs(a.top - b.top), abs(a.right - b.right)) <= 4
@@ -209,7 +210,7 @@ def test_exif_orientation_is_applied(extractor: FaceExtractor, faces: Path) -> N
 
 def test_eye_centers_follow_the_nec_convention(extractor: FaceExtractor, faces: Path) -> None:
     path = faces / "test/face_recognition/obama/obama.jpg"
-    face = extractor.extract(path.read_bytes(), selection=FaceSelection.LARGEST).faces[0]
+    face = extractor.extract(path.read_bytes(), selection=FaceSelection.PROMINENT).faces[0]
     # The subject's right eye is on the image's left for an upright, frontal face.
     assert face.attributes.right_eye_center.x < face.attributes.left_eye_center.x
     area = face.attributes.face_area
@@ -233,12 +234,80 @@ def test_templates_are_unit_vectors_of_the_model(extractor: FaceExtractor, faces
     assert extractor.extract(data, with_templates=False).faces[0].embedding is None
 
 
-def test_selection_and_quality_errors(extractor: FaceExtractor, faces: Path) -> None:
-    group = (faces / "test/face_recognition/_multi/two_people.jpg").read_bytes()
+def _group_photos(faces: Path) -> list[Path]:
+    return sorted(p for p in (faces / "test").glob("*/_multi/*") if p.suffix in IMAGE_SUFFIXES)
+
+
+def test_a_probe_takes_one_of_the_photos_faces_and_reports_it(
+    extractor: FaceExtractor, faces: Path
+) -> None:
+    groups = _group_photos(faces)
+    assert len(groups) >= 20
+    for path in groups:
+        data = path.read_bytes()
+        everyone = extractor.extract(data, limit=20).faces
+        probe = extractor.extract(data, selection=FaceSelection.PROMINENT).faces
+        assert len(probe) == 1, path.name
+        same = [f for f in everyone if f.attributes.face_area == probe[0].attributes.face_area]
+        assert len(same) == 1, path.name
+        # The template is the reported face's, not another one's.
+        assert same[0].embedding is not None
+        assert probe[0].embedding is not None
+        assert float(np.dot(same[0].embedding, probe[0].embedding)) > 0.999, path.name
+        widest = max(f.attributes.face_area.right - f.attributes.face_area.left for f in everyone)
+        chosen = probe[0].attributes.face_area
+        assert chosen.right - chosen.left >= 0.75 * widest, path.name
+
+
+def test_every_group_photo_is_refused_for_enrolment(extractor: FaceExtractor, faces: Path) -> None:
+    for path in _group_photos(faces):
+        with pytest.raises(FacegateError) as caught:
+            extractor.extract(path.read_bytes(), selection=FaceSelection.SINGLE)
+        assert caught.value.error_type is ErrorType.MULTIPLE_FACES, path.name
+        assert "comparable size" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("photo", "centre"),
+    [
+        # Biden, nearer the centre than Obama, whose face is a little wider.
+        ("test/face_recognition/_multi/obama_and_biden.jpg", (843, 513)),
+        # The widest of five faces is at the edge; a comparable one is near the centre.
+        ("test/compreface/_multi/000_5.jpg", (474, 305)),
+        # lfw-dev labels the centred face; a bystander's face, cut by the frame, is wider.
+        ("lfw-dev/Cheryl_Hines/Cheryl_Hines_0001.jpg", (119, 134)),
+    ],
+)
+def test_among_comparable_faces_a_probe_takes_the_one_nearest_the_centre(
+    extractor: FaceExtractor, faces: Path, photo: str, centre: tuple[int, int]
+) -> None:
+    data = (faces / photo).read_bytes()
+    boxes = [f.attributes.face_area for f in extractor.extract(data, limit=20).faces]
+    widest = max(boxes, key=lambda b: b.right - b.left)
+    chosen = extractor.extract(data, selection=FaceSelection.PROMINENT).faces[0]
+    x, y = _center(chosen.attributes.face_area)
+    assert abs(x - centre[0]) <= 10, (x, y)
+    assert abs(y - centre[1]) <= 10, (x, y)
+    assert chosen.attributes.face_area != widest
+
+
+def test_an_enrolment_ignores_a_bystander_but_not_a_rival(
+    extractor: FaceExtractor, faces: Path
+) -> None:
+    # A second face 0.62 times the subject's width: a bystander (refused before the
+    # rule was decided on data, when half the width made a rival).
+    with_bystander = (faces / "lfw-dev/Alejandro_Toledo/Alejandro_Toledo_0003.jpg").read_bytes()
+    everyone = extractor.extract(with_bystander, limit=20).faces
+    assert len(everyone) == 2
+    enrolled = extractor.extract(with_bystander, selection=FaceSelection.SINGLE).faces
+    assert enrolled[0].attributes.face_area == everyone[0].attributes.face_area
+    rival = (faces / "lfw-dev/Cheryl_Hines/Cheryl_Hines_0001.jpg").read_bytes()
     with pytest.raises(FacegateError) as caught:
-        extractor.extract(group, selection=FaceSelection.SINGLE)
+        extractor.extract(rival, selection=FaceSelection.SINGLE)
     assert caught.value.error_type is ErrorType.MULTIPLE_FACES
-    assert len(extractor.extract(group, selection=FaceSelection.LARGEST).faces) == 1
+
+
+def test_quality_refusals(extractor: FaceExtractor, faces: Path) -> None:
     portrait = (faces / "test/face_recognition/obama/obama.jpg").read_bytes()
     face = extractor.extract(portrait, selection=FaceSelection.SINGLE).faces[0]
     quality = face.attributes.face_quality_score
@@ -249,6 +318,7 @@ def test_selection_and_quality_errors(extractor: FaceExtractor, faces: Path) -> 
             portrait, selection=FaceSelection.SINGLE, min_quality=min(quality + 0.01, 1.0)
         )
     assert caught.value.error_type is ErrorType.POOR_QUALITY
+    assert f"{quality:.3f}" in caught.value.message
 
 
 @pytest.mark.parametrize(
@@ -316,3 +386,22 @@ def test_concurrent_requests_get_their_own_results(extractor: FaceExtractor, fac
             assert got.embedding is not None
             assert want.embedding is not None
             assert float(np.dot(got.embedding, want.embedding)) > 0.999
+
+
+@pytest.mark.parametrize(
+    ("score", "minimum", "printed"),
+    [
+        (0.4499, 0.45, "0.4499"),
+        (0.44996, 0.45, "0.44996"),
+        (0.3, 0.45, "0.300"),
+        (0.44949, 0.45, "0.449"),
+        # A minimum sent over gRPC is a float32: 0.45 arrives as 0.449999988.
+        (0.4499999, float(np.float32(0.45)), "0.4499999"),
+    ],
+)
+def test_a_quality_refusal_prints_the_score_below_the_minimum(
+    score: float, minimum: float, printed: str
+) -> None:
+    error = poor_quality(score, minimum)
+    assert error.error_type is ErrorType.POOR_QUALITY
+    assert error.message == f"The face quality score {printed} is below the minimum 0.45."

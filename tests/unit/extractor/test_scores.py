@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import warnings
 
@@ -125,3 +126,51 @@ def test_similarity_bounds(score_map: ScoreMap) -> None:
 def test_invalid_knots_rejected(knots: list[tuple[float, int]]) -> None:
     with pytest.raises(ValueError, match="knots"):
         ScoreMap(knots)
+
+
+def test_nominal_fmr_is_a_decade_per_thousand_at_the_knots(score_map: ScoreMap) -> None:
+    assert score_map.nominal_fmr(6000) == pytest.approx(1e-3)
+    assert score_map.nominal_fmr(7000) == pytest.approx(1e-4)
+    assert score_map.nominal_fmr(8000) == pytest.approx(1e-5)
+    assert score_map.nominal_fmr(0) == 1.0
+
+
+def test_nominal_fmr_carries_the_last_decade_on_above_the_calibration(
+    score_map: ScoreMap,
+) -> None:
+    # The last decade (7000 -> 8000) spans 0.06 of similarity: 0.06 more is 1e-6.
+    one_more = score_map.score(0.43 + 0.06)
+    assert 8000 < one_more < MAX_SCORE
+    assert score_map.nominal_fmr(one_more) == pytest.approx(1e-6, rel=0.01)
+    fmrs = [score_map.nominal_fmr(s) for s in range(0, MAX_SCORE + 1, 37)]
+    assert all(a >= b for a, b in itertools.pairwise(fmrs))
+
+
+@pytest.mark.parametrize("fpir", [1e-2, 1e-3])
+@pytest.mark.parametrize("events", [1, 2, 10, 100, 1000, 4252, 10**5, 10**6, 10**8])
+def test_threshold_for_fpir_is_the_lowest_that_meets_the_rate(
+    score_map: ScoreMap, fpir: float, events: int
+) -> None:
+    def model(threshold: int) -> float:
+        return 1 - (1 - score_map.nominal_fmr(threshold)) ** events
+
+    threshold = score_map.threshold_for_fpir(fpir, events)
+    if threshold < MAX_SCORE:
+        assert model(threshold) <= fpir * (1 + 1e-9)
+    assert model(threshold - 1) >= fpir * (1 - 1e-6)
+
+
+def test_threshold_for_fpir_follows_the_scale_and_grows_with_the_gallery(
+    score_map: ScoreMap,
+) -> None:
+    # One comparison: FPIR is the FMR, 1e-2 at 5000.
+    assert score_map.threshold_for_fpir(1e-2, 1) == 5000
+    assert score_map.threshold_for_fpir(1e-3, 1) == 6000
+    # A thousand events: a thousand times rarer per comparison, three decades up.
+    assert score_map.threshold_for_fpir(1e-2, 1000) == 7998  # FMR 1.005e-5
+    sizes = [1, 10, 10**3, 10**5, 10**7, 10**9, 10**12]
+    thresholds = [score_map.threshold_for_fpir(1e-2, n) for n in sizes]
+    assert thresholds == sorted(thresholds)
+    assert thresholds[-1] == MAX_SCORE
+    with pytest.raises(ValueError, match="fpir"):
+        score_map.threshold_for_fpir(0.0, 10)

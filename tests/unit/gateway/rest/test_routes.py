@@ -380,7 +380,7 @@ def test_bad_requests_are_invalid_request(
 # ------------------------------------------------------------------ tenant views
 
 
-def test_tenant_responses_show_nec_fields_only() -> None:
+def test_tenant_responses_show_nec_fields_and_gallery_statistics() -> None:
     application = applications_pb2.Application(
         id="a1",
         name="HR",
@@ -397,8 +397,12 @@ def test_tenant_responses_show_nec_fields_only() -> None:
         count=3891,
         face_minimum_quality_score=0.5,
         applications=[application],
+        statistics=galleries_pb2.GalleryStatistics(
+            active_events=3000, threshold_fpir_1e2=8180, threshold_fpir_1e3=8410
+        ),
     )
     summary = {"id": "a1", "name": "HR", "apiKey": "ab12cd34…"}
+    statistics = {"activeEvents": 3000, "thresholdFpir1e2": 8180, "thresholdFpir1e3": 8410}
     listed_created = {"id": "g1", "name": "Staff", "description": "Staff", "size": 10000}
     listed = {"id": "g1", "name": "Staff", "description": "Staff", "size": 10000, "count": 3891}
     detail = {
@@ -412,7 +416,7 @@ def test_tenant_responses_show_nec_fields_only() -> None:
         ("GET", "/api/galleries", None, galleries_pb2.GalleriesListResponse(galleries=[gallery]),
          {"galleries": [listed]}),
         ("GET", "/api/galleries/g1", None, galleries_pb2.GalleriesGetResponse(gallery=gallery),
-         listed | {"applications": [summary]}),
+         listed | {"applications": [summary], "statistics": statistics}),
         ("POST", "/api/galleries", {"name": "Staff", "size": 1},
          galleries_pb2.GalleriesCreateResponse(gallery=gallery, api_key="full-key"),
          listed_created | {"apiKey": "full-key"}),

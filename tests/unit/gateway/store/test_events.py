@@ -149,6 +149,20 @@ def test_active_event_ids_drops_deleted_and_unknown_ids(database: Database) -> N
         assert events.active_event_ids(conn, gallery_id, []) == set()
 
 
+def test_count_active_events_counts_what_a_search_compares(database: Database) -> None:
+    gallery_id, other = _gallery(database), _gallery(database)
+    with database.write() as conn:
+        for i in range(4):
+            new_event(conn, gallery_id, f"s{i}")
+        gone = new_event(conn, gallery_id, "s9")
+        events.mark_event_deleted(conn, gallery_id, "s9", gone.event_id, 5)
+        new_event(conn, other, "s1")
+    with database.read() as conn:
+        assert events.count_active_events(conn, gallery_id) == 4
+        assert events.count_event_rows(conn, gallery_id) == 5
+        assert events.count_active_events(conn, "missing") == 0
+
+
 def test_list_event_rows_pages_by_last_update_both_ways(database: Database) -> None:
     gallery_id, other_id = _gallery(database), _gallery(database)
     with database.write() as conn:

@@ -84,33 +84,47 @@ def running_service(work_dir: Path) -> Iterator[Service]:
                 )
 
 
-def _listening(process: subprocess.Popen[str], log_path: Path, started: float) -> Service:
-    """The credentials printed on first run and the REST port of the listening line."""
+@dataclass(frozen=True)
+class FirstRun:
+    printed: str
+    """Everything ``facegate serve`` printed before its listening line."""
+    listening: dict[str, int]
+    """Service name -> the port it bound."""
+
+
+def read_until_listening(process: subprocess.Popen[str], timeout_s: float) -> FirstRun:
+    """What ``facegate serve`` prints on stdout up to its ``{"listening": ...}`` line;
+    the process is killed if that takes longer than ``timeout_s``."""
     assert process.stdout is not None
-    timer = threading.Timer(START_TIMEOUT_S, process.kill)
+    timer = threading.Timer(timeout_s, process.kill)
     timer.start()
     printed: list[str] = []
     try:
         for line in process.stdout:
             if line.startswith('{"listening"'):
-                listening = json.loads(line)["listening"]
-                break
+                return FirstRun("".join(printed), json.loads(line)["listening"])
             printed.append(line)
-        else:
-            raise ServiceError(
-                "facegate serve exited before listening:\n" + "".join(printed) + _log_tail(log_path)
-            )
     finally:
         timer.cancel()
+    raise ServiceError("facegate serve exited before listening:\n" + "".join(printed))
+
+
+def _listening(process: subprocess.Popen[str], log_path: Path, started: float) -> Service:
+    """The credentials printed on first run and the REST port of the listening line."""
+    try:
+        first_run = read_until_listening(process, START_TIMEOUT_S)
+    except ServiceError as error:
+        raise ServiceError(f"{error}{_log_tail(log_path)}") from None
     start_s = time.perf_counter() - started
-    text = "".join(printed)
+    text = first_run.printed
     if "{" not in text:
         raise ServiceError(f"facegate serve printed no first-run credentials:\n{text}")
     credentials, _ = json.JSONDecoder().raw_decode(text, text.index("{"))
     # Nothing more is expected on stdout, but a full pipe would block the server.
+    assert process.stdout is not None
     threading.Thread(target=_drain, args=(process.stdout,), daemon=True).start()
     return Service(
-        rest_url=f"http://127.0.0.1:{listening['rest']}",
+        rest_url=f"http://127.0.0.1:{first_run.listening['rest']}",
         access_key_id=credentials["accessKeyId"],
         secret_access_key=credentials["secretAccessKey"],
         api_key=credentials["apiKey"],

@@ -112,7 +112,7 @@ def gallery_message(
     applications: list[applications_pb2.Application] | None = None,
     statistics: SearchStatistics | None = None,
 ) -> galleries_pb2.Gallery:
-    message = galleries_pb2.Gallery(
+    return galleries_pb2.Gallery(
         id=gallery.id,
         name=gallery.name,
         description=gallery.description,
@@ -120,16 +120,16 @@ def gallery_message(
         count=gallery.count,
         face_minimum_quality_score=gallery.face_minimum_quality_score,
         applications=applications or [],
+        statistics=None if statistics is None else statistics_message(statistics),
     )
-    if statistics is not None:
-        message.statistics.CopyFrom(
-            galleries_pb2.GalleryStatistics(
-                active_events=statistics.active_events,
-                threshold_fpir_1e2=statistics.threshold_fpir_1e2,
-                threshold_fpir_1e3=statistics.threshold_fpir_1e3,
-            )
-        )
-    return message
+
+
+def statistics_message(statistics: SearchStatistics) -> galleries_pb2.GalleryStatistics:
+    return galleries_pb2.GalleryStatistics(
+        active_events=statistics.active_events,
+        threshold_fpir_1e2=statistics.threshold_fpir_1e2,
+        threshold_fpir_1e3=statistics.threshold_fpir_1e3,
+    )
 
 
 # ------------------------------------------------------------------ gallery-scoped

@@ -10,11 +10,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
+from bench.rest_service import read_until_listening
 from facegate.settings import Settings
 
 START_TIMEOUT_S = 120
@@ -46,21 +46,11 @@ def test_first_run_prints_a_working_example(tmp_path: Path) -> None:
         text=True,
         env=env,
     )
-    assert process.stdout is not None
-    timer = threading.Timer(START_TIMEOUT_S, process.kill)
-    timer.start()
-    lines: list[str] = []
     try:
-        for line in process.stdout:
-            if line.startswith('{"listening"'):
-                listening = json.loads(line)["listening"]
-                break
-            lines.append(line)
-        else:
-            pytest.fail("facegate serve exited before listening:\n" + "".join(lines))
-        timer.cancel()
+        first_run = read_until_listening(process, START_TIMEOUT_S)
+        listening = first_run.listening
         assert set(listening) == {"extractor", "matcher", "gateway", "rest"}
-        printed = "".join(lines)
+        printed = first_run.printed
         assert '"secretAccessKey"' in printed
         example = printed.split("expect HTTP 201):\n\n", 1)[1].strip()
         assert f":{listening['rest']}/v1.1/subjects" in example
@@ -75,7 +65,6 @@ def test_first_run_prints_a_working_example(tmp_path: Path) -> None:
         assert status == "201", result.stdout + result.stderr
         assert set(json.loads(body)) >= {"id", "eventId", "attributes"}
     finally:
-        timer.cancel()
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=30)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -44,6 +44,8 @@ class Service:
     secret_access_key: str
     api_key: str
     start_s: float
+    pid: int = 0
+    """The server process (its CPU time: /proc/<pid>/stat)."""
 
 
 def _log_tail(path: Path, lines: int = 40) -> str:
@@ -51,13 +53,15 @@ def _log_tail(path: Path, lines: int = 40) -> str:
 
 
 @contextmanager
-def running_service(work_dir: Path) -> Iterator[Service]:
+def running_service(work_dir: Path, source: Path = REPO_ROOT) -> Iterator[Service]:
     """``facegate serve`` over an empty data directory in ``work_dir``, as a subprocess;
-    stopped with SIGTERM when the block ends, however it ends."""
+    stopped with SIGTERM when the block ends, however it ends. ``source``: the tree whose
+    code runs (another revision's, to compare with this one)."""
     env = {
         **os.environ,
         "FACEGATE_MODEL_DIR": str(Settings.from_env().models),
         "FACEGATE_REST_RATE_PER_SECOND": "0",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(source), os.environ.get("PYTHONPATH")])),
     }
     command = [sys.executable, "-m", "facegate", "serve", "--data-dir", str(work_dir / "data")]
     for port in ("--rest-port", "--grpc-port", "--extractor-port", "--matcher-port"):
@@ -66,10 +70,10 @@ def running_service(work_dir: Path) -> Iterator[Service]:
     with log_path.open("w") as log:
         started = time.perf_counter()
         process = subprocess.Popen(
-            command, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=REPO_ROOT
+            command, stdout=subprocess.PIPE, stderr=log, text=True, env=env, cwd=source
         )
         try:
-            yield _listening(process, log_path, started)
+            yield replace(_listening(process, log_path, started), pid=process.pid)
         finally:
             process.send_signal(signal.SIGTERM)
             try:

@@ -19,8 +19,10 @@ ARCFACE_TEMPLATE = np.array(
     ],
     dtype=np.float64,
 )
-# Warping straight from a much larger face aliases; shrink it first to about this scale.
-_MAX_DIRECT_DOWNSCALE = 0.5
+# Crop pixels per source pixel at which a face is warped. Warping straight from a much
+# larger face aliases, so it is shrunk to this scale first; and any image in which the
+# face's crop scale is at most this (a reduced decode included) gives the same crop.
+FULL_DETAIL_SCALE = 0.5
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -44,11 +46,26 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return matrix
 
 
+def crop_scale(landmarks: np.ndarray) -> float:
+    """Crop pixels per image pixel of the alignment of these landmarks."""
+    matrix = similarity_transform(landmarks, ARCFACE_TEMPLATE)
+    return math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
+
+
+def face_reduction(landmarks: np.ndarray, reductions: tuple[int, ...], coarsest: int) -> int:
+    """The coarsest of ``reductions``, no coarser than ``coarsest``, at which the face
+    with these landmarks (full-scale pixels) is still read at full detail; 1 for a face
+    too small to have full detail at any scale."""
+    scale = crop_scale(landmarks)
+    fitting = [r for r in reductions if r <= coarsest and scale * r <= FULL_DETAIL_SCALE]
+    return max(fitting, default=1)
+
+
 def align_face(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
-    """The 112 x 112 BGR crop of the face whose five landmarks are given (original pixels)."""
+    """The 112 x 112 BGR crop of the face whose five landmarks are given (image pixels)."""
     matrix = similarity_transform(landmarks, ARCFACE_TEMPLATE)
     scale = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
-    if scale < _MAX_DIRECT_DOWNSCALE:
+    if scale < FULL_DETAIL_SCALE:
         image, matrix = _prescale(image, matrix, scale)
     return cv2.warpAffine(
         image,
@@ -70,7 +87,7 @@ def _prescale(image: np.ndarray, matrix: np.ndarray, scale: float) -> tuple[np.n
     x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
     if x1 - x0 < 2 or y1 - y0 < 2:
         return image, matrix
-    factor = scale / _MAX_DIRECT_DOWNSCALE
+    factor = scale / FULL_DETAIL_SCALE
     region = image[y0:y1, x0:x1]
     size = (max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor)))
     small = cv2.resize(region, size, interpolation=cv2.INTER_AREA)

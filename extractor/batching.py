@@ -53,13 +53,18 @@ class MicroBatcher(Generic[R]):
 
     def submit(self, items: np.ndarray) -> list[R]:
         """Results for ``items`` (rows in order); blocks until the batch containing them ran."""
+        return self.start(items).result()
+
+    def start(self, items: np.ndarray) -> Future[list[R]]:
+        """The future results of ``items``, so a caller can wait on two models at once."""
+        job: _Job[R] = _Job(items)
         if len(items) == 0:
-            return []
+            job.future.set_result([])
+            return job.future
         if self._closed:
             raise RuntimeError("batcher is closed")
-        job: _Job[R] = _Job(items)
         self._queue.put(job)
-        return job.future.result()
+        return job.future
 
     def close(self) -> None:
         if not self._closed:

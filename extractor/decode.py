@@ -1,6 +1,7 @@
 """Image bytes in, a safe upright BGR image out.
 
-:func:`decode_image` is the one place where untrusted image bytes become pixels. It
+:func:`open_image` (and :func:`decode_image`, which decodes at full scale) is the one
+place where untrusted image bytes become pixels. It
 
 * identifies the format from its magic bytes (JPEG, PNG, BMP, WebP, TIFF, GIF) and
   opens only that format's Pillow plugin, so no other parser ever sees the bytes;
@@ -10,7 +11,9 @@
 * refuses truncated JPEG and PNG files with its own structural check, since some
   OpenCV builds return a half-grey image for a truncated JPEG;
 * decodes JPEG pixels with OpenCV (2-3x faster than Pillow, see
-  ``docs/adr/0002-image-decoding.md``) and every other format with Pillow;
+  ``docs/adr/0002-image-decoding.md``), at 1/2, 1/4 or 1/8 scale when the caller asks
+  (:meth:`EncodedImage.decode`, libjpeg's DCT scaling: a 36 MP photo never needs its
+  full-size pixels when its faces are large enough), and every other format with Pillow;
 * composites alpha over white, scales 16-bit samples to 8 bits (``>> 8``), and applies
   the EXIF orientation so the pixels are upright.
 
@@ -25,7 +28,7 @@ import io
 import re
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 import cv2
@@ -44,7 +47,15 @@ from PIL import (
 
 from facegate.errors import invalid_request
 
-__all__ = ["SUPPORTED_FORMATS", "DecodeLimits", "DecodedImage", "decode_image"]
+__all__ = [
+    "JPEG_REDUCTIONS",
+    "SUPPORTED_FORMATS",
+    "DecodeLimits",
+    "DecodedImage",
+    "EncodedImage",
+    "decode_image",
+    "open_image",
+]
 
 SUPPORTED_FORMATS: Final = ("JPEG", "PNG", "BMP", "WEBP", "TIFF", "GIF")
 _SUPPORTED_TEXT: Final = "JPEG, PNG, BMP, WebP, TIFF (first page) and GIF (first frame)"
@@ -80,6 +91,16 @@ _PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
 _PNG_IEND: Final = b"\x00\x00\x00\x00IEND"
 _TIFF_MAGICS: Final = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 _EXIF_ORIENTATION: Final = 0x0112
+# libjpeg's DCT scaling as OpenCV exposes it: the decoder computes 1/r of each 8 x 8
+# block's coefficients, so a reduced decode skips most of the inverse-DCT and colour
+# work of a full one (the entropy decoding remains).
+JPEG_REDUCTIONS: Final = (1, 2, 4, 8)
+_JPEG_READ_FLAGS: Final = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
 _MAX_DETAIL: Final = 200
 
 Pixels = npt.NDArray[np.uint8]
@@ -105,10 +126,21 @@ class DecodeLimits:
 
 @dataclass(frozen=True)
 class DecodedImage:
-    """An upright 8-bit BGR image (OpenCV order) and the format it was decoded from."""
+    """Upright 8-bit BGR pixels of an image, possibly at a reduced scale.
+
+    A JPEG decoded at ``reduction`` r has one pixel per r x r block of the stored
+    original (libjpeg's DCT scaling), the last row and column covering what is left.
+    :meth:`to_original` and :meth:`from_original` map coordinates between these pixels
+    and the upright original's, pixel centres at integers (the convention of OpenCV's
+    warps), so callers see original pixels whatever scale was decoded.
+    """
 
     pixels: Pixels  # H x W x 3, uint8, BGR, C-contiguous, EXIF orientation applied
     format: str  # "JPEG", "PNG", "BMP", "WEBP", "TIFF" or "GIF"
+    reduction: int = 1
+    offset: tuple[float, float] = (0.0, 0.0)
+    """How far the partial last block, turned to the start of an axis by the EXIF
+    orientation, reaches before the original's first pixel (x, y)."""
 
     @property
     def width(self) -> int:
@@ -118,17 +150,81 @@ class DecodedImage:
     def height(self) -> int:
         return int(self.pixels.shape[0])
 
+    def to_original(self, points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """N x 2 (x, y) coordinates in these pixels -> the upright original's."""
+        shifted: npt.NDArray[np.float64] = (points + 0.5) * self.reduction
+        shifted -= 0.5 + np.asarray(self.offset)
+        return shifted
+
+    def from_original(self, points: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """N x 2 (x, y) coordinates in the upright original -> these pixels'."""
+        shifted: npt.NDArray[np.float64] = points + (0.5 + np.asarray(self.offset))
+        shifted /= self.reduction
+        shifted -= 0.5
+        return shifted
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """A checked image whose header has been read; a JPEG's pixels are decoded on demand,
+    at the scale asked for, other formats' when the image is opened."""
+
+    data: bytes
+    format: str
+    width: int
+    """Of the upright original (after the EXIF orientation)."""
+    height: int
+    orientation: int
+    stored_size: tuple[int, int]
+    """Width and height as stored, before the EXIF orientation."""
+    decoded: DecodedImage | None = field(default=None, repr=False)
+    """The full-scale pixels of a format that cannot be decoded at a reduced scale."""
+
+    @property
+    def reductions(self) -> tuple[int, ...]:
+        """The scales :meth:`decode` can reduce to without decoding the full image."""
+        return JPEG_REDUCTIONS if self.format == "JPEG" else (1,)
+
+    def coarsest_reduction(self, min_long_side: int) -> int:
+        """The largest reduction that keeps the longer side at least ``min_long_side``."""
+        long_side = max(self.width, self.height)
+        fitting = [r for r in self.reductions if -(-long_side // r) >= min_long_side]
+        return max(fitting, default=1)
+
+    def decode(self, reduction: int = 1) -> DecodedImage:
+        """The upright pixels at 1/``reduction`` scale (one of :attr:`reductions`).
+
+        Raises :class:`FacegateError` (``INVALID_REQUEST``) when the pixels are corrupt.
+        """
+        if reduction not in self.reductions:
+            raise ValueError(f"a {self.format} image cannot be decoded at 1/{reduction}")
+        if self.decoded is not None:
+            return self.decoded
+        stored_width, stored_height = self.stored_size
+        pixels = _decode_jpeg_pixels(self.data, stored_width, stored_height, reduction)
+        # Along an axis the orientation reverses, the partial last block comes first.
+        excess_x = pixels.shape[1] * reduction - stored_width
+        excess_y = pixels.shape[0] * reduction - stored_height
+        if self.orientation in (5, 6, 7, 8):
+            excess_x, excess_y = excess_y, excess_x
+        offset = (
+            float(excess_x if self.orientation in (2, 3, 6, 7) else 0),
+            float(excess_y if self.orientation in (3, 4, 7, 8) else 0),
+        )
+        pixels = np.ascontiguousarray(_apply_orientation(pixels, self.orientation))
+        return DecodedImage(pixels, self.format, reduction, offset)
+
 
 _DEFAULT_LIMITS: Final = DecodeLimits()
 
 
-def decode_image(
+def open_image(
     data: bytes | bytearray | memoryview, limits: DecodeLimits = _DEFAULT_LIMITS
-) -> DecodedImage:
-    """Decode untrusted image bytes into an upright H x W x 3 uint8 BGR image.
+) -> EncodedImage:
+    """Check untrusted image bytes and read their header, without decoding pixels.
 
     Raises :class:`FacegateError` (``INVALID_REQUEST``) for empty, oversized,
-    unrecognised, truncated, corrupt, absurdly large or too small images.
+    unrecognised, truncated, absurdly large or too small images.
     """
     buf = _as_bytes(data)
     if not buf:
@@ -147,17 +243,34 @@ def decode_image(
         raise invalid_request("WEBP image is corrupt: its header could not be read")
     image = _open(fmt, buf)
     _check_dimensions(fmt, image.width, image.height, limits)
+    stored_size = (image.width, image.height)
+    decoded = None
     if fmt == "JPEG":
         _check_jpeg_complete(buf)
-        orientation = _orientation(image)
-        pixels = _decode_jpeg_pixels(buf, image.width, image.height)
     else:
         if fmt == "PNG" and buf.rfind(_PNG_IEND) < len(_PNG_MAGIC):
             raise invalid_request("PNG image is truncated: its IEND chunk is missing")
         pixels = _pillow_pixels(fmt, image)
-        orientation = _orientation(image)
-    pixels = _apply_orientation(pixels, orientation)
-    return DecodedImage(pixels=np.ascontiguousarray(pixels), format=fmt)
+    # Read after the pixels: a PNG may carry its EXIF chunk after the image data.
+    orientation = _orientation(image)
+    if fmt != "JPEG":
+        upright = np.ascontiguousarray(_apply_orientation(pixels, orientation))
+        decoded = DecodedImage(upright, fmt)
+    width, height = stored_size
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return EncodedImage(buf, fmt, width, height, orientation, stored_size, decoded)
+
+
+def decode_image(
+    data: bytes | bytearray | memoryview, limits: DecodeLimits = _DEFAULT_LIMITS
+) -> DecodedImage:
+    """Decode untrusted image bytes into an upright H x W x 3 uint8 BGR image.
+
+    Raises :class:`FacegateError` (``INVALID_REQUEST``) for empty, oversized,
+    unrecognised, truncated, corrupt, absurdly large or too small images.
+    """
+    return open_image(data, limits).decode()
 
 
 def _as_bytes(data: object) -> bytes:
@@ -302,16 +415,18 @@ def _check_jpeg_complete(buf: bytes) -> None:
     raise invalid_request("JPEG image is truncated: the data ends before the end-of-image marker")
 
 
-def _decode_jpeg_pixels(buf: bytes, width: int, height: int) -> Pixels:
+def _decode_jpeg_pixels(buf: bytes, width: int, height: int, reduction: int) -> Pixels:
     try:
         decoded = cv2.imdecode(
-            np.frombuffer(buf, dtype=np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+            np.frombuffer(buf, dtype=np.uint8),
+            _JPEG_READ_FLAGS[reduction] | cv2.IMREAD_IGNORE_ORIENTATION,
         )
     except cv2.error as exc:
         raise invalid_request(f"JPEG image is corrupt ({_detail(exc)})") from exc
     if decoded is None:
         raise invalid_request("JPEG image is corrupt or truncated: its pixels could not be decoded")
-    if decoded.dtype != np.uint8 or decoded.shape != (height, width, 3):
+    expected = (-(-height // reduction), -(-width // reduction), 3)
+    if decoded.dtype != np.uint8 or decoded.shape != expected:
         raise invalid_request(
             f"JPEG image is corrupt: decoded shape {decoded.shape}, header says {width}x{height}"
         )

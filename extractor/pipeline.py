@@ -1,11 +1,14 @@
 """The extractor's domain logic: encoded image -> NEC face attributes and templates.
 
-Steps for one image: decode (bounded by a semaphore so hostile or huge inputs cannot
-exhaust memory), detect on a downscaled copy, order faces largest first, apply the
-caller's selection (extractor/selection.py), then for the kept faces align 112 x 112
-crops for the recognizer and 120 x 120 crops for the pose model from the full-resolution
-pixels. Model runs go through micro-batchers shared by all concurrent requests.
-Coordinates are reported in the pixels of the upright (EXIF-oriented) original.
+Steps for one image (bounded by a semaphore so hostile or huge inputs cannot exhaust
+memory): read the header, decode at the coarsest scale that still gives the detector
+its full input (a JPEG at 1/2, 1/4 or 1/8 by DCT scaling), detect, order faces largest
+first, apply the caller's selection (extractor/selection.py), then for each kept face
+align a 112 x 112 crop for the recognizer and a 120 x 120 crop for the pose model from
+the coarsest decoded scale that holds the face at full detail (align.FULL_DETAIL_SCALE),
+decoding a finer scale only for faces too small at the detector's. Model runs go
+through micro-batchers shared by all concurrent requests. Coordinates are reported in
+the pixels of the upright (EXIF-oriented) original, whatever scale was decoded.
 """
 
 from __future__ import annotations
@@ -16,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from extractor.align import align_face
+from extractor.align import align_face, face_reduction
 from extractor.attributes import Box, FaceAttributes, Point
 from extractor.batching import MicroBatcher
-from extractor.decode import DecodeLimits, decode_image
+from extractor.decode import DecodedImage, DecodeLimits, open_image
 from extractor.detect import Detection, Detector
 from extractor.pose import Pose, PoseEstimator
 from extractor.quality import QualityFeatures, QualityModel, contrast, eye_distance, sharpness
@@ -129,18 +132,30 @@ class FaceExtractor:
         limit = self._check_arguments(limit, selection, min_quality)
         with self._images:
             with timed(EXTRACTOR_STAGE, "decode"):
-                image = decode_image(data, self.decode_limits).pixels
+                source = open_image(data, self.decode_limits)
+                view = source.decode(source.coarsest_reduction(self.detector.config.max_side))
             with timed(EXTRACTOR_STAGE, "detect"):
-                letterbox = self.detector.prepare(image)
+                letterbox = self.detector.prepare(view.pixels, view.reduction)
                 outputs = self._detect.submit(letterbox.tensor)[0]
                 detections = sorted(
-                    self.detector.decode(outputs, letterbox), key=lambda d: d.area, reverse=True
+                    (_in_original(d, view) for d in self.detector.decode(outputs, letterbox)),
+                    key=lambda d: d.area,
+                    reverse=True,
                 )
             FACES_PER_IMAGE.observe(len(detections))
-            height, width = image.shape[:2]
+            width, height = source.width, source.height
             chosen = select_faces(detections, selection, limit, width=width, height=height)
+            views = {view.reduction: view}
+            with timed(EXTRACTOR_STAGE, "decode_faces"):
+                reductions = [
+                    face_reduction(d.landmarks, source.reductions, view.reduction) for d in chosen
+                ]
+                for reduction in set(reductions) - views.keys():
+                    views[reduction] = source.decode(reduction)
             with timed(EXTRACTOR_STAGE, "describe"):
-                faces = self._describe(image, chosen)
+                faces = self._describe([views[r] for r in reductions], chosen, width, height)
+            # The pixels go before the next image may take this one's slot.
+            del views, view
         if min_quality is not None and faces[0].attributes.face_quality_score < min_quality:
             raise poor_quality(faces[0].attributes.face_quality_score, min_quality)
         if not with_templates:
@@ -161,14 +176,23 @@ class FaceExtractor:
                 raise invalid_request("min_quality must be between 0 and 1.")
         return limit
 
-    def _describe(self, image: np.ndarray, detections: list[Detection]) -> list[Face]:
-        """Attributes and embeddings; the recognizer always runs, as quality needs it."""
+    def _describe(
+        self, views: list[DecodedImage], detections: list[Detection], width: int, height: int
+    ) -> list[Face]:
+        """Attributes and embeddings, each face read from its view; the recognizer
+        always runs, as quality needs it."""
         if not detections:
             return []
-        poses = self._pose.submit(self.pose.crops(image, [d.box for d in detections]))
-        crops = np.stack([align_face(image, d.landmarks) for d in detections])
-        embedded = self._embed.submit(crops)
-        height, width = image.shape[:2]
+        pose_crops = []
+        crops = []
+        for view, detection in zip(views, detections, strict=True):
+            box = view.from_original(detection.box.reshape(2, 2)).ravel()
+            pose_crops.append(self.pose.crops(view.pixels, [box])[0])
+            crops.append(align_face(view.pixels, view.from_original(detection.landmarks)))
+        # The pose model and the recognizer run at the same time on their own threads.
+        pending_poses = self._pose.start(np.stack(pose_crops))
+        embedded = self._embed.submit(np.stack(crops))
+        poses = pending_poses.result()
         faces = []
         for detection, pose, crop, (vector, norm) in zip(
             detections, poses, crops, embedded, strict=True
@@ -195,6 +219,14 @@ class FaceExtractor:
     def compare(self, a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
         similarity = float(np.clip(np.dot(a, b), -1.0, 1.0))
         return similarity, self.score_map.score(similarity)
+
+
+def _in_original(detection: Detection, view: DecodedImage) -> Detection:
+    return Detection(
+        view.to_original(detection.box.reshape(2, 2)).ravel(),
+        detection.score,
+        view.to_original(detection.landmarks),
+    )
 
 
 def poor_quality(score: float, minimum: float) -> FacegateError:

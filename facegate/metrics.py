@@ -58,8 +58,9 @@ FACES_PER_IMAGE = Histogram(
 )
 EXTRACTOR_STAGE = Histogram(
     "facegate_extractor_stage_seconds",
-    "Time per extraction stage: decode, detect (model run and decoding), describe "
-    "(alignment, pose, embedding and quality of the kept faces).",
+    "Time per extraction stage: decode (header and the detector's scale), detect (model "
+    "run and decoding), decode_faces (finer scales for faces too small at the "
+    "detector's), describe (alignment, pose, embedding and quality of the kept faces).",
     ["stage"],
     buckets=LATENCY_BUCKETS,
 )

@@ -14,6 +14,8 @@ path is checked again, which closes the window where a folder is swapped for a s
 between the check and the open. A folder that does not exist is accepted by
 :func:`check_config` (it may be a volume mounted only on the workers); reading from it
 fails with the transient "source folder not found".
+
+S3 sources live in :mod:`gateway.s3_source`, imported only when one is opened.
 """
 
 from __future__ import annotations
@@ -25,24 +27,8 @@ import stat
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
-
-import boto3
-from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ChecksumError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    HTTPClientError,
-    IncompleteReadError,
-    NoCredentialsError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-)
-from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from facegate.errors import invalid_request
 
@@ -65,8 +51,6 @@ _PERMANENT_ERRNOS = {
     errno.EISDIR: "not a regular file",
     errno.ENAMETOOLONG: "file name too long",
 }
-_S3_NOT_FOUND = {"NoSuchKey", "404", "NotFound"}
-_S3_TRANSIENT = {"SlowDown", "RequestTimeout", "Throttling", "ThrottlingException"}
 
 
 class SourceError(Exception):
@@ -110,7 +94,7 @@ class ImageSource(Protocol):
     def close(self) -> None: ...
 
 
-def _path_problem(path: str) -> str | None:
+def path_problem(path: str) -> str | None:
     """What is wrong with a relative, ``/``-separated path, or None."""
     if not path:
         return "must not be empty"
@@ -139,7 +123,7 @@ def _path_problem(path: str) -> str | None:
 def check_filename(filename: str) -> str:
     """The one validation of a registration's filename: a relative path below the
     source, with no way to leave it. Returns it unchanged."""
-    problem = _path_problem(filename)
+    problem = path_problem(filename)
     if problem is not None:
         raise invalid_request(f"filename {problem}.")
     return filename
@@ -180,7 +164,7 @@ def _local_root(uri: str) -> str:
         raise invalid_request("uri must name an absolute folder (file:///folder).")
     relative = path[1:].removesuffix("/")
     if relative:
-        problem = _path_problem(relative)
+        problem = path_problem(relative)
         if problem is not None:
             raise invalid_request(f"uri folder {problem}.")
     return path
@@ -196,19 +180,21 @@ def _bucket_and_prefix(uri: str) -> tuple[str, str]:
     prefix = prefix.removesuffix("/")
     if not prefix:
         return bucket, ""
-    problem = _path_problem(prefix)
+    problem = path_problem(prefix)
     if problem is not None:
         raise invalid_request(f"uri prefix {problem}.")
     return bucket, prefix + "/"
 
 
-def _checked_name(filename: str) -> str:
-    if _path_problem(filename) is not None:
+def checked_name(filename: str) -> str:
+    """``filename``, or a permanent :class:`SourceError` if it is not a valid path."""
+    if path_problem(filename) is not None:
         raise SourceError("invalid filename", transient=False)
     return filename
 
 
-def _too_large(size: int, limit: int) -> SourceError:
+def too_large(size: int, limit: int) -> SourceError:
+    """The permanent error for a file of ``size`` bytes over ``limit``."""
     return SourceError(f"file too large ({size} bytes, limit {limit})", transient=False)
 
 
@@ -255,7 +241,7 @@ class LocalFolderSource:
         return real
 
     def read(self, filename: str) -> bytes:
-        name = _checked_name(filename)
+        name = checked_name(filename)
         root = self._real_root()
         target = os.path.realpath(os.path.join(root, name))
         if not _inside(target, root):
@@ -273,14 +259,14 @@ class LocalFolderSource:
             if not stat.S_ISREG(info.st_mode):
                 raise SourceError("not a regular file", transient=False)
             if info.st_size > self._max_bytes:
-                raise _too_large(info.st_size, self._max_bytes)
+                raise too_large(info.st_size, self._max_bytes)
             data = _read_up_to(fd, self._max_bytes, expected=info.st_size)
         except OSError as error:
             raise _os_error(error) from error
         finally:
             os.close(fd)
         if len(data) > self._max_bytes:  # grew after fstat
-            raise _too_large(len(data), self._max_bytes)
+            raise too_large(len(data), self._max_bytes)
         return data
 
     def list(self) -> Iterator[str]:
@@ -296,7 +282,7 @@ class LocalFolderSource:
             for name in files:
                 path = os.path.join(folder, name)
                 relative = os.path.relpath(path, root)
-                if _path_problem(relative) is not None:
+                if path_problem(relative) is not None:
                     continue
                 try:
                     if os.path.islink(path) and not _inside(os.path.realpath(path), root):
@@ -314,86 +300,6 @@ class LocalFolderSource:
         """Nothing to release: every read opens and closes its own file."""
 
 
-def _client_error(error: ClientError) -> SourceError:
-    details: dict[str, Any] = error.response.get("Error", {})
-    code = str(details.get("Code", ""))
-    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
-    if code in _S3_NOT_FOUND:
-        return SourceError("file not found", transient=False)
-    if code == "NoSuchBucket":
-        return SourceError("bucket not found", transient=False)
-    if code in ("AccessDenied", "403"):
-        return SourceError("access denied", transient=False)
-    transient = code in _S3_TRANSIENT or status >= 500 or status == 429
-    return SourceError(f"S3 error {code or status}", transient=transient)
-
-
-def _boto_error(error: BotoCoreError) -> SourceError:
-    if isinstance(error, ConnectTimeoutError):
-        return SourceError("connect timed out", transient=True)
-    if isinstance(error, EndpointConnectionError):
-        return SourceError("S3 endpoint unreachable", transient=True)
-    if isinstance(error, ReadTimeoutError):
-        return SourceError("read timed out", transient=True)
-    if isinstance(error, BotoConnectionError | HTTPClientError | IncompleteReadError):
-        return SourceError("S3 connection failed", transient=True)
-    if isinstance(error, ChecksumError):
-        return SourceError("S3 checksum mismatch", transient=True)
-    if isinstance(error, NoCredentialsError | PartialCredentialsError):
-        return SourceError("no S3 credentials", transient=False)
-    return SourceError(f"S3 client error ({type(error).__name__})", transient=False)
-
-
-class S3Source:
-    """Objects under one bucket and prefix. One boto3 client, shared by all threads."""
-
-    def __init__(self, client: Any, bucket: str, prefix: str, *, max_bytes: int) -> None:
-        self._client = client
-        self._bucket = bucket
-        self._prefix = prefix
-        self._max_bytes = max_bytes
-
-    def read(self, filename: str) -> bytes:
-        key = self._prefix + _checked_name(filename)
-        try:
-            response = self._client.get_object(Bucket=self._bucket, Key=key)
-            body = response["Body"]
-            try:
-                size: int | None = response.get("ContentLength")
-                if size is not None and size > self._max_bytes:
-                    # Closing drops the connection instead of draining the body.
-                    raise _too_large(size, self._max_bytes)
-                # A known length is read whole so botocore verifies it; an unknown one
-                # (chunked replies of some S3-compatible stores) is read with a cap.
-                data: bytes = body.read() if size is not None else body.read(self._max_bytes + 1)
-            finally:
-                body.close()
-        except ClientError as error:
-            raise _client_error(error) from error
-        except BotoCoreError as error:
-            raise _boto_error(error) from error
-        if len(data) > self._max_bytes:
-            raise _too_large(len(data), self._max_bytes)
-        return data
-
-    def list(self) -> Iterator[str]:
-        """In S3's own order, UTF-8 byte order, which is also Python's string order."""
-        paginator = self._client.get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(Bucket=self._bucket, Prefix=self._prefix):
-                for item in page.get("Contents", ()):
-                    name = str(item["Key"])[len(self._prefix) :]
-                    if _path_problem(name) is None:
-                        yield name
-        except ClientError as error:
-            raise _client_error(error) from error
-        except BotoCoreError as error:
-            raise _boto_error(error) from error
-
-    def close(self) -> None:
-        self._client.close()
-
-
 def open_source(
     config: SourceConfig, *, max_bytes: int, timeout_s: float = 30.0, max_connections: int = 10
 ) -> ImageSource:
@@ -407,25 +313,15 @@ def open_source(
     check_config(config)
     if config.uri.startswith(_FILE_SCHEME):
         return LocalFolderSource(_local_root(config.uri), max_bytes=max_bytes)
+    # Imported here: boto3 and obstore load only in processes that read from S3.
+    from gateway.s3_source import open_s3_source
+
     bucket, prefix = _bucket_and_prefix(config.uri)
-    settings = Config(
-        connect_timeout=timeout_s,
-        read_timeout=timeout_s,
-        # One attempt: the job worker retries with its own backoff and counts attempts.
-        retries={"mode": "standard", "total_max_attempts": 1},
-        # S3-compatible stores rarely serve virtual-hosted bucket names; set here, it
-        # also wins over an AWS config file that asks for them.
-        s3={"addressing_style": "path"} if config.endpoint_url else None,
-        max_pool_connections=max_connections,
+    return open_s3_source(
+        config,
+        bucket,
+        prefix,
+        max_bytes=max_bytes,
+        timeout_s=timeout_s,
+        max_connections=max_connections,
     )
-    try:
-        # Sessions are not thread-safe, clients are: the session is used once, here.
-        session = boto3.session.Session(
-            aws_access_key_id=config.access_key_id or None,
-            aws_secret_access_key=config.secret_access_key or None,
-            region_name=config.region or None,
-        )
-        client = session.client("s3", endpoint_url=config.endpoint_url or None, config=settings)
-    except BotoCoreError as error:  # the environment's AWS configuration is broken
-        raise _boto_error(error) from error
-    return S3Source(client, bucket, prefix, max_bytes=max_bytes)

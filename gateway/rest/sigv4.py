@@ -77,6 +77,9 @@ class SignedRequest:
     raw_query: bytes
     headers: Sequence[tuple[str, str]]
     body: bytes
+    payload_sha256: str | None = None
+    """The body's SHA-256 in hex where the caller already has it (the shim hashes a large
+    body while reading it); else it is computed from ``body``."""
 
 
 @dataclass(frozen=True)
@@ -198,7 +201,8 @@ def verify(
     provided = claim.signature.encode("utf-8", "surrogatepass")
     matched = False
     # Every candidate is computed and compared so the time taken does not say which failed.
-    for payload_hash in _payload_hashes(headers, request.body, presigned=claim.presigned):
+    actual = request.payload_sha256 or _sha256_hex(request.body)
+    for payload_hash in _payload_hashes(headers, actual, presigned=claim.presigned):
         creq = _canonical_request(
             request.method,
             request.raw_path,
@@ -408,12 +412,11 @@ def _session_token(
 
 
 def _payload_hashes(
-    headers: dict[str, list[str]], body: bytes, *, presigned: bool
+    headers: dict[str, list[str]], actual: str, *, presigned: bool
 ) -> tuple[str, ...]:
-    """The payload hashes the client may have signed. A claimed x-amz-content-sha256 must
-    be the body's real hash, else the signature would not cover the body. Only a
-    presigned URL may leave the payload unsigned."""
-    actual = _sha256_hex(body)
+    """The payload hashes the client may have signed, given the body's real hash
+    ``actual``. A claimed x-amz-content-sha256 must be that, else the signature would not
+    cover the body. Only a presigned URL may leave the payload unsigned."""
     claimed = headers.get("x-amz-content-sha256")
     if claimed is None:
         return (actual, UNSIGNED_PAYLOAD) if presigned else (actual,)

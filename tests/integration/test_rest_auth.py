@@ -4,6 +4,7 @@ size, rate limit and deadline."""
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ import pytest
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from PIL import Image
 
 from bench.dataset import faces_dir
 from gateway.tenancy import create_tenant
@@ -183,6 +185,25 @@ def test_default_body_limit_is_ten_megabytes(stack: Stack, client: SignedClient)
     assert stack.settings.rest.max_body_bytes == 10 * 1024 * 1024
     response = client.call("POST", "/v1.1/face/search", {"probe": "A" * (10 * 1024 * 1024)})
     assert response.status_code == 413
+
+
+def test_a_large_probe_round_trips(client: SignedClient) -> None:
+    """A photo of megabytes, as phone cameras take them, is searched like a small one; a
+    large body whose base64 is broken is an InvalidRequest, never a 500."""
+    registered = client.call("POST", "/v1.1/subjects", {"face": b64(OBAMA.read_bytes())})
+    assert registered.status_code == 201, registered.text
+    with Image.open(OBAMA.with_name("obama3.jpg")) as photo:
+        large = photo.convert("RGB").resize((photo.width * 2, photo.height * 2))
+    encoded = io.BytesIO()
+    large.save(encoded, "JPEG", quality=98, subsampling=0)
+    image = encoded.getvalue()
+    assert len(image) > 4_000_000
+    found = client.call("POST", "/v1.1/face/search", {"probe": b64(image), "threshold": 0})
+    assert found.status_code == 200, found.text
+    assert registered.json()["id"] in [c["id"] for c in found.json()["candidates"]]
+    broken = client.call("POST", "/v1.1/face/search", {"probe": b64(image)[:-8] + "AA!A===="})
+    assert broken.status_code == 400
+    assert broken.json()["errorCode"] == 1001
 
 
 def test_rate_limit_per_api_key(stack: Stack, client: SignedClient) -> None:

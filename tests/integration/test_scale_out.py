@@ -224,10 +224,14 @@ def test_two_gateways_two_shards_one_store(topology: Topology) -> None:
         # Restarted on the same port: its log brings every acknowledged entry back.
         topology.restart("matcher-1")
         for path, (subject_id, _) in registered.items():
-            for _ in range(50):  # the gateways' channels reconnect within ~2 s
+            # gRPC's reconnect backoff grows to seconds after the failed attempts above;
+            # a failing search answers at once, so wait by the clock, not by attempts.
+            deadline = time.monotonic() + 20.0
+            while True:
                 found = first.call("POST", "/v1.1/face/search", {"probe": b64(path)})
-                if found.status_code == 200:
+                if found.status_code == 200 or time.monotonic() > deadline:
                     break
+                time.sleep(0.2)
             assert found.status_code == 200, found.text
             assert found.json()["candidates"][0]["id"] == subject_id
         assert wait_for_serving(topology, "gateway-1", serving=True)

@@ -8,7 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from extractor.align import ARCFACE_TEMPLATE, CROP_SIZE, align_face, similarity_transform
+from extractor.align import (
+    ARCFACE_TEMPLATE,
+    CROP_SIZE,
+    align_face,
+    face_reduction,
+    similarity_transform,
+)
 
 # Centroid measurements below are good to about 0.03 crop pixels.
 LANDMARK_TOLERANCE_PX = 0.1
@@ -157,3 +163,13 @@ def test_align_face_reads_a_face_near_the_image_border() -> None:
     image = smooth_image(300, 300)
     crop = align_face(image, landmarks)
     assert crop.shape == (CROP_SIZE, CROP_SIZE, 3)
+
+
+def test_face_reduction_keeps_full_detail() -> None:
+    # Landmarks of a face exactly 4x the crop: crop scale 0.25, full detail up to 1/2.
+    landmarks = ARCFACE_TEMPLATE * 4.0
+    assert face_reduction(landmarks, (1, 2, 4, 8), 8) == 2
+    assert face_reduction(landmarks * 4.0, (1, 2, 4, 8), 8) == 8
+    assert face_reduction(landmarks * 4.0, (1, 2, 4, 8), 4) == 4  # never coarser than asked
+    assert face_reduction(landmarks * 4.0, (1,), 8) == 1  # what the format can decode
+    assert face_reduction(ARCFACE_TEMPLATE, (1, 2, 4, 8), 8) == 1  # too small at any scale

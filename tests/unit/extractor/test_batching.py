@@ -231,6 +231,22 @@ def test_failure_of_on_batch_callback_is_reported_not_swallowed() -> None:
         batcher.close()
 
 
+def test_started_work_runs_while_the_caller_waits_on_another_model() -> None:
+    first_model, second_model = FakeModel(), FakeModel()
+    second_model.release.set()
+    first, second = make(first_model, 8), make(second_model, 8)
+    try:
+        pending = first.start(rows(1, 2))  # held until released below
+        assert second.submit(rows(2, 1)) == expected(rows(2, 1))
+        assert not pending.done()
+        first_model.release.set()
+        assert pending.result(timeout=5) == expected(rows(1, 2))
+    finally:
+        first_model.release.set()
+        first.close()
+        second.close()
+
+
 def test_empty_submission_returns_empty_without_running() -> None:
     model = FakeModel()
     batcher = make(model, 8)

@@ -21,6 +21,7 @@ from PIL import Image, ImageFile, ImageOps
 
 from extractor.decode import DecodedImage, DecodeLimits, decode_image
 from facegate.errors import ErrorType, FacegateError
+from tests.support.images import STORED_AS
 
 RED_BGR = (0, 0, 255)
 BLUE_BGR = (255, 0, 0)
@@ -259,19 +260,6 @@ def test_16bit_grey_alpha_png() -> None:
 
 # --- EXIF orientation ---------------------------------------------------------------------
 
-# How a camera stores an upright picture for each EXIF orientation value (the inverse of
-# the transform a viewer applies).
-_STORED_AS: dict[int, Image.Transpose | None] = {
-    1: None,
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_90,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_270,
-}
-
 
 def _upright() -> npt.NDArray[np.uint8]:
     """48x32 RGB, four differently coloured quadrants: no symmetry survives a wrong turn."""
@@ -284,7 +272,7 @@ def _upright() -> npt.NDArray[np.uint8]:
 
 
 def _save_oriented(fmt: str, orientation: int) -> bytes:
-    op = _STORED_AS[orientation]
+    op = STORED_AS[orientation]
     stored = Image.fromarray(_upright())
     if op is not None:
         stored = stored.transpose(op)

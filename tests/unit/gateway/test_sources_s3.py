@@ -1,11 +1,16 @@
-"""Bulk sources on S3, through boto3 against real HTTP endpoints: moto's S3 server for
-buckets and objects, canned replies for what moto cannot be asked to fail with."""
+"""Bulk sources on S3 (obstore reads, boto3 lists) against real HTTP endpoints: moto's S3
+server for buckets and objects, canned or raw replies for what moto cannot be asked to
+fail with."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -251,3 +256,125 @@ def test_s3_refused_connection_is_transient() -> None:
     assert (error.reason, error.transient) == ("S3 endpoint unreachable", True)
     assert (info.value.reason, info.value.transient) == ("S3 endpoint unreachable", True)
     assert elapsed < 1
+
+
+@contextmanager
+def raw_endpoint(reply: bytes) -> Iterator[str]:
+    """A loopback server that answers each connection's first request with ``reply``,
+    bytes as they are (no HTTP framing added), then closes it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)
+    stopping = threading.Event()
+
+    def serve() -> None:
+        while not stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with connection:
+                connection.recv(65536)
+                connection.sendall(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{listener.getsockname()[1]}"
+    finally:
+        stopping.set()
+        thread.join()
+        listener.close()
+
+
+def chunked(body: bytes) -> bytes:
+    return (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + f"{len(body):x}\r\n".encode()
+        + body
+        + b"\r\n0\r\n\r\n"
+    )
+
+
+def test_s3_reads_a_reply_without_content_length_with_a_cap() -> None:
+    """Some S3-compatible stores send objects chunked; the reader falls back to boto3,
+    which reads at most one byte over the limit."""
+    with raw_endpoint(chunked(b"abc")) as endpoint:
+        source = open_source(s3_config(endpoint, "s3://bucket/p"), max_bytes=10, timeout_s=5)
+        assert source.read("1.jpg") == b"abc"
+        assert source.read("2.jpg") == b"abc"  # straight to the fallback now
+        source.close()
+    with raw_endpoint(chunked(b"0123456789x")) as endpoint:
+        source = open_source(s3_config(endpoint, "s3://bucket/p"), max_bytes=10, timeout_s=5)
+        error = failure(source, "1.jpg")
+        source.close()
+    assert (error.reason, error.transient) == ("file too large (11 bytes, limit 10)", False)
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        # The length announced, part of the body sent, then the connection closed.
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nConnection: close\r\n\r\nabc",
+        b"this is no HTTP reply\r\n\r\n",
+        b"",  # closed without a word
+    ],
+)
+def test_s3_broken_replies_are_transient(reply: bytes) -> None:
+    with raw_endpoint(reply) as endpoint:
+        source = open_source(s3_config(endpoint, "s3://bucket/p"), max_bytes=10, timeout_s=5)
+        error = failure(source, "1.jpg")
+        source.close()
+    assert (error.reason, error.transient) == ("S3 connection failed", True)
+
+
+def test_s3_redirect_to_another_region_is_permanent() -> None:
+    """AWS answers 301 PermanentRedirect, without a Location, for a bucket of another
+    region; no retry helps until the source's region is fixed."""
+    with canned_endpoint(s3_error(301, "PermanentRedirect")) as endpoint:
+        source = open_source(s3_config(endpoint.url, "s3://bucket/p"), max_bytes=10, timeout_s=5)
+        error = failure(source, "1.jpg")
+        source.close()
+    assert (error.reason, error.transient) == (
+        "S3 error PermanentRedirect (check the region)",
+        False,
+    )
+    assert endpoint.requests == ["GET /bucket/p/1.jpg HTTP/1.1"]
+
+
+def test_s3_connect_timeout_is_transient() -> None:
+    """A listener whose backlog is full: the kernel drops further SYNs, so connecting
+    waits until the client's connect timeout."""
+    with socket.create_server(("127.0.0.1", 0), backlog=0) as listener:
+        address = listener.getsockname()
+        fillers = []
+        for _ in range(8):
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(address)
+            fillers.append(filler)
+        source = open_source(
+            s3_config(f"http://127.0.0.1:{address[1]}", "s3://bucket/p"),
+            max_bytes=10,
+            timeout_s=0.5,
+        )
+        started = time.monotonic()
+        error = failure(source, "1.jpg")
+        elapsed = time.monotonic() - started
+        source.close()
+        for filler in fillers:
+            filler.close()
+    # object_store reports a connect timeout as it does a wait for data.
+    assert (error.reason, error.transient) == ("read timed out", True)
+    assert 0.4 < elapsed < 5
+
+
+def test_s3_reads_concurrently_from_one_source(s3_endpoint: str) -> None:
+    objects = {f"many/{i:03d}.jpg": bytes([i]) * (i + 1) for i in range(64)}
+    bucket = new_bucket(s3_endpoint, objects)
+    source = open_source(s3_config(s3_endpoint, f"s3://{bucket}/many"), max_bytes=100)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        names = [key.removeprefix("many/") for key in objects]
+        got = dict(zip(names, pool.map(source.read, names), strict=True))
+    source.close()
+    assert got == {key.removeprefix("many/"): data for key, data in objects.items()}

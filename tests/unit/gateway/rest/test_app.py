@@ -1,9 +1,12 @@
-"""The ASGI app can reach every public service, and refuses paths that SigV4 would
-normalise."""
+"""The ASGI app can reach every public service, refuses paths that SigV4 would
+normalise, and answers bodies that are not JSON as invalid requests (never a 500)."""
 
 from __future__ import annotations
 
-from gateway.rest.app import _STUBS, _needs_normalising
+import pytest
+
+from facegate.errors import ErrorType, FacegateError
+from gateway.rest.app import _STUBS, _needs_normalising, _parse_json
 from gateway.rest.routes import ROUTES
 from gateway.server import PUBLIC_SERVICES
 
@@ -18,3 +21,19 @@ def test_paths_that_normalisation_would_change() -> None:
         assert _needs_normalising(path), path
     for path in ("/v1.1/tags", "/v1.1/tags/", "/v1.1/tags/a.b", "/v1.1/tags/..a"):
         assert not _needs_normalising(path), path
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"{", b'{"a": NaN}', b'{"a": 1,}', b"\xef\xbb\xbf{}", b'{"a": "\xff"}', b"[" * 100_000],
+)
+def test_bodies_that_are_not_json_are_invalid_requests(body: bytes) -> None:
+    with pytest.raises(FacegateError) as caught:
+        _parse_json(body)
+    assert caught.value.error_type is ErrorType.INVALID_REQUEST
+    assert caught.value.message == "The request body is not valid JSON."
+
+
+def test_json_bodies_parse_as_plain_values() -> None:
+    parsed = _parse_json(b'{"probe": "QUJD", "limit": 5, "tags": ["a"], "x": null, "a": 1.5}')
+    assert parsed == {"probe": "QUJD", "limit": 5, "tags": ["a"], "x": None, "a": 1.5}

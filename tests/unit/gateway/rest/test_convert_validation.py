@@ -4,6 +4,7 @@ mistyped and out-of-range fields; strict base64; unknown fields ignored."""
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Callable
 
 import pytest
@@ -45,6 +46,9 @@ def _message_of(call: Callable[[], object]) -> str:
         ),
         ({"face": IMAGE[:8] + "\n" + IMAGE[8:]}, "face property must be a base64 encoded image."),
         ({"face": IMAGE.replace("/", "_")}, "face property must be a base64 encoded image."),
+        ({"face": "YWJj="}, "face property must be a base64 encoded image."),
+        ({"face": IMAGE[:-4] + "YWé="}, "face property must be a base64 encoded image."),
+        ({"face": IMAGE + "YWJj"}, "face property must be a base64 encoded image."),
         ({"face": IMAGE, "tags": "passport"}, "tags must be an array of strings."),
         ({"face": IMAGE, "tags": ["passport", 3]}, "tags must be an array of strings."),
         ([IMAGE], "Request body must be a JSON object."),
@@ -208,3 +212,9 @@ def test_ranges_the_gateway_checks_are_passed_through() -> None:
     assert update.HasField("name")
     assert not update.HasField("description")
     assert not update.HasField("face_minimum_quality_score")
+
+
+def test_a_multi_megabyte_image_decodes_exactly() -> None:
+    image = os.urandom(4_000_001)
+    body = {"probe": base64.b64encode(image).decode()}
+    assert convert_face.face_search_request_from_json(body).probe == image

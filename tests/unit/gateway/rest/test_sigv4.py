@@ -474,3 +474,13 @@ def test_botocore_date_header_instead_of_x_amz_date() -> None:
     request = botocore_signed("DELETE", "/v1.1/subjects/s1", headers={"Date": "set by botocore"})
     assert "X-Amz-Date" not in dict(request.headers)
     assert verify_now(request).access_key_id == AKID
+
+
+def test_a_given_payload_hash_is_the_one_checked() -> None:
+    request = botocore_signed("POST", "/v1.1/subjects", body=JSON_BODY)
+    hashed = replace(request, payload_sha256=hashlib.sha256(JSON_BODY).hexdigest())
+    assert verify_now(hashed).access_key_id == AKID
+    # The hash stands for the body: one of another body fails as a tampered body would.
+    wrong = replace(request, payload_sha256=hashlib.sha256(b"other").hexdigest())
+    with pytest.raises(SigV4Error, match="signature we calculated"):
+        verify_now(wrong)

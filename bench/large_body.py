@@ -59,9 +59,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -77,6 +75,8 @@ from bench.gateway_load import percentile, server_timing
 from bench.large_body_stages import SEARCH, measure_stages
 from bench.report import machine_summary, publish
 from bench.rest_service import Service, running_service
+from bench.revisions import current_revision, revision, source_tree
+from facegate.allocator import tune_allocator
 from tests.support.stack import SignedClient, b64
 
 RESULTS = REPO_ROOT / "bench" / "results" / "large_body.json"
@@ -206,21 +206,6 @@ def measure_service(
     return {kind: _level(rows[kind], failures[kind]) for kind in probes}
 
 
-@contextmanager
-def source_tree(revision: str) -> Iterator[Path]:
-    """The repository as of ``revision``, exported (the working tree is not touched)."""
-    with tempfile.TemporaryDirectory(prefix="facegate-baseline-") as folder:
-        archive = subprocess.run(
-            ["git", "archive", "--format=tar", revision],
-            cwd=REPO_ROOT,
-            check=True,
-            capture_output=True,
-        ).stdout
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(folder, filter="data")
-        yield Path(folder)
-
-
 # ------------------------------------------------------------------ report
 
 
@@ -274,16 +259,6 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _revision(ref: str) -> str:
-    return subprocess.run(
-        ["git", "rev-parse", "--short", ref],
-        cwd=REPO_ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=40, help="measured per probe")
@@ -292,27 +267,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--baseline", help="also measure the service as of this git revision")
     parser.add_argument("--no-docs", action="store_true", help="only the JSON")
     args = parser.parse_args(argv)
+    tune_allocator()  # the stages run in this process: as in `facegate serve`
     enrol_small, small = small_probe()
     probes = {"large": large_probe(), "small": small}
     enrol = [faces_dir() / p for p in ENROL] + [enrol_small]
     variants: dict[str, Any] = {}
     trees: list[tuple[str, str, Callable[[], Any]]] = []
     if args.baseline:
-        trees.append(("baseline", _revision(args.baseline), lambda: source_tree(args.baseline)))
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, check=False
-    )
-    current = _revision("HEAD") + ("+working tree" if dirty.stdout.strip() else "")
-    trees.append(("current", current, _here))
-    for name, revision, tree in trees:
-        print(f"large_body: measuring {name} ({revision})", flush=True)
+        trees.append(("baseline", revision(args.baseline), lambda: source_tree(args.baseline)))
+    trees.append(("current", current_revision(), _here))
+    for name, label, tree in trees:
+        print(f"large_body: measuring {name} ({label})", flush=True)
         with (
             tree() as source,
             tempfile.TemporaryDirectory() as work,
             running_service(Path(work), source) as service,
         ):
             measured = measure_service(service, probes, enrol, args.requests, args.warmup)
-        variants[name] = {"revision": revision, **measured}
+        variants[name] = {"revision": label, **measured}
     print("large_body: stages", flush=True)
     stages = measure_stages(probes["large"].image, args.stage_rounds)
     value = variants["current"]["large"]["overhead_p50_ms"]

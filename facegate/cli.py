@@ -307,8 +307,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     the servers stop in reverse order, with a grace period for calls in flight, then
     their resources close.
     """
+    from facegate.allocator import tune_allocator
     from facegate.metrics import serve_metrics
 
+    tune_allocator()
     settings = _settings(args)
     wanted = SERVICES if args.service == "all" else (args.service,)
     log = logging.getLogger("facegate")

@@ -23,6 +23,7 @@ import grpc
 from google.protobuf.message import Message
 
 from facegate.grpcserver import bind, new_server
+from facegate.settings import ExtractorSettings
 from facegate.v1 import extractor_pb2, face_pb2, face_pb2_grpc
 from gateway.backends import MAX_MESSAGE_BYTES, ExtractorClient, open_channel
 from gateway.rest import app, routes
@@ -119,7 +120,9 @@ def measure_stages(image: bytes, rounds: int) -> list[dict[str, Any]]:
     with _stand_ins() as address:
         channel = loop.run_until_complete(_aio_channel(address))
         search = face_pb2_grpc.FaceStub(channel).Search
-        extractor = ExtractorClient(open_channel(address), timeout_s=30)
+        extractor = ExtractorClient(
+            open_channel(address), timeout_s=30, max_image_bytes=ExtractorSettings().max_image_bytes
+        )
         stages: list[tuple[str, str, Callable[[], object], Callable[[], float]]] = [
             (
                 "HTTP body read + SHA-256",

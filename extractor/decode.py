@@ -45,7 +45,7 @@ from PIL import (
     WebPImagePlugin,
 )
 
-from facegate.errors import invalid_request
+from facegate.errors import image_too_large, invalid_request
 
 __all__ = [
     "JPEG_REDUCTIONS",
@@ -230,9 +230,7 @@ def open_image(
     if not buf:
         raise invalid_request("image is empty")
     if len(buf) > limits.max_bytes:
-        raise invalid_request(
-            f"image is {len(buf)} bytes, more than the limit of {limits.max_bytes} bytes"
-        )
+        raise image_too_large(len(buf), limits.max_bytes)
     fmt = _sniff_format(buf)
     header_size = _header_size(fmt, buf)
     if header_size is not None:

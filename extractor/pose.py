@@ -4,12 +4,12 @@
 matrix whose rotation part gives the head's Euler angles. The crop follows 3DDFA_V2's
 rule for a detector box (a square 1.58 times the box's mean side, shifted down by 14%).
 
-Signs (image axes: x right, y down; "subject's" means the photographed person's):
-- pan (yaw): positive when the subject turns towards their left, i.e. the face points
-  towards the image's right. Mirroring the photo flips the sign.
-- tilt (pitch): positive when the subject looks up.
-- roll: positive when the head leans so that the eye line rotates clockwise on screen
-  (the subject's left eye, on the image's right, lower than the right eye).
+Signs, as measured (tests/unit/extractor/test_pose_signs.py and test_pipeline.py;
+"subject's" means the photographed person's):
+- pan (yaw): positive when the subject turns towards their right, i.e. the face points
+  towards the image's left. Mirroring the photo flips the sign.
+- tilt (pitch): positive when the subject looks down.
+- roll: positive when the head is rotated counter-clockwise on screen.
 """
 
 from __future__ import annotations

@@ -514,7 +514,12 @@ def build_parser() -> argparse.ArgumentParser:
     register_all = bulk.add_parser(
         "register", parents=[common], help="register every image of a folder or S3 prefix"
     )
-    register_all.add_argument("--api-key", required=True, help="the gallery's application key")
+    register_all.add_argument(
+        "--api-key",
+        required=True,
+        help="the gallery's application key (write --api-key=KEY for an older key that "
+        "starts with '-')",
+    )
     where = register_all.add_mutually_exclusive_group(required=True)
     where.add_argument("--dir", help="a folder the gateway can read")
     where.add_argument("--s3", metavar="s3://BUCKET/PREFIX", help="an S3 bucket and prefix")

@@ -122,3 +122,8 @@ class FacegateError(Exception):
 
 def invalid_request(message: str) -> FacegateError:
     return FacegateError(ErrorType.INVALID_REQUEST, message)
+
+
+def image_too_large(size: int, limit: int) -> FacegateError:
+    """An image of ``size`` bytes over the limit, in the same words wherever it is caught."""
+    return invalid_request(f"image is {size} bytes, more than the limit of {limit} bytes")

@@ -96,6 +96,10 @@ class ErrorAndMetricsInterceptor(grpc.ServerInterceptor):
         )
 
 
+MESSAGE_OVERHEAD = 1 << 20
+"""Room for a message's framing and other fields beside the images it carries."""
+
+
 def new_server(*, workers: int, max_message_bytes: int) -> grpc.Server:
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),

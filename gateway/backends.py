@@ -14,7 +14,7 @@ import grpc
 import numpy as np
 
 from extractor.scores import ScoreMap
-from facegate.errors import ErrorType, FacegateError
+from facegate.errors import ErrorType, FacegateError, image_too_large
 from facegate.logs import backend_call, request_metadata
 from facegate.v1 import (
     common_pb2,
@@ -72,9 +72,12 @@ class Face:
 
 
 class ExtractorClient:
-    def __init__(self, channel: grpc.Channel, *, timeout_s: float) -> None:
+    def __init__(self, channel: grpc.Channel, *, timeout_s: float, max_image_bytes: int) -> None:
         self._stub = extractor_pb2_grpc.ExtractorStub(channel)
         self._timeout_s = timeout_s
+        # The extractor refuses larger messages at the transport, which would read as
+        # "extractor unavailable"; the caller should hear that the image is too large.
+        self._max_image_bytes = max_image_bytes
         self._score_map: ScoreMap | None = None
 
     def _call(self, rpc: str, request: object) -> object:
@@ -107,6 +110,8 @@ class ExtractorClient:
     ) -> list[Face]:
         requests = []
         for image in images:
+            if len(image) > self._max_image_bytes:
+                raise image_too_large(len(image), self._max_image_bytes)
             request = extractor_pb2.ExtractorExtractRequest(
                 image=image, selection=selection, with_templates=True
             )

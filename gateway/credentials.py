@@ -37,8 +37,12 @@ def new_secret_access_key() -> str:
 
 
 def new_api_key() -> str:
-    """40 URL-safe characters (240 random bits)."""
-    return secrets.token_urlsafe(30)
+    """40 URL-safe characters (about 240 random bits), never starting with "-": a key is
+    typed as a command-line argument, where a leading "-" reads as an option."""
+    while True:
+        key = secrets.token_urlsafe(30)
+        if not key.startswith("-"):
+            return key
 
 
 def hash_api_key(api_key: str) -> bytes:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from facegate.grpcserver import add_health_and_reflection, bind, new_server
+from facegate.grpcserver import MESSAGE_OVERHEAD, add_health_and_reflection, bind, new_server
 from facegate.settings import Settings
 from facegate.v1 import (
     applications_pb2,
@@ -52,8 +52,6 @@ from gateway.tagging import Tagging
 from gateway.tenancy import Tenancy
 
 READINESS_INTERVAL_S = 2.0
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
-"""Two images of the REST body limit (10 MB of base64) fit comfortably."""
 
 PUBLIC_SERVICES = (
     subjects_pb2.DESCRIPTOR.services_by_name["Subjects"],
@@ -115,7 +113,11 @@ def open_gateway(settings: Settings) -> Gateway:
     replicator = Replicator(database, matcher)
     deps = GatewayDeps(
         database=database,
-        extractor=ExtractorClient(extractor_channel, timeout_s=timeout),
+        extractor=ExtractorClient(
+            extractor_channel,
+            timeout_s=timeout,
+            max_image_bytes=settings.extractor.max_image_bytes,
+        ),
         matcher=matcher,
         replicator=replicator,
         secrets=box,
@@ -142,7 +144,10 @@ def open_gateway(settings: Settings) -> Gateway:
 def create_server(settings: Settings, gateway: Gateway) -> tuple[grpc.Server, int]:
     """The public gRPC API, bound but not started (``settings.grpc_port`` 0 = any)."""
     deps = gateway.deps
-    server = new_server(workers=settings.grpc_workers, max_message_bytes=MAX_MESSAGE_BYTES)
+    # Face-to-face verify carries two images; each may be as large as the extractor takes,
+    # so a larger one is refused with the image's own error, not at the transport.
+    largest = 2 * settings.extractor.max_image_bytes + MESSAGE_OVERHEAD
+    server = new_server(workers=settings.grpc_workers, max_message_bytes=largest)
     tenancy = Tenancy(deps)
     callers = Callers(tenancy)
     enrolment = Enrolment(deps)

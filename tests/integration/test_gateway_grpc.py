@@ -212,3 +212,23 @@ def test_unknown_tags_are_refused_before_extraction(
         )
     assert error_of(unknown).error_type is ErrorType.INVALID_REQUEST
     assert "nope" in error_of(unknown).message
+
+
+def test_an_image_over_the_limit_is_an_invalid_request(
+    stack: Stack, tenant_metadata: Metadata
+) -> None:
+    """The gateway takes messages the extractor would refuse at its transport; the caller
+    hears that the image is too large, not that the extractor is unavailable."""
+    limit = stack.settings.extractor.max_image_bytes
+    with grpc.insecure_channel(
+        stack.grpc_address, options=[("grpc.max_send_message_length", 2 * limit)]
+    ) as large:
+        key = new_gallery(large, tenant_metadata, "grpc-large")
+        with pytest.raises(grpc.RpcError) as refused:
+            face_pb2_grpc.FaceStub(large).Search(
+                face_pb2.FaceSearchRequest(probe=b"\xff" * (limit + 1)), metadata=key
+            )
+    assert error_of(refused).error_type is ErrorType.INVALID_REQUEST
+    assert error_of(refused).message == (
+        f"image is {limit + 1} bytes, more than the limit of {limit} bytes"
+    )

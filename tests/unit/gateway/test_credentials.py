@@ -85,3 +85,8 @@ def test_a_shared_store_needs_the_deployment_master_key(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="FACEGATE_GATEWAY_MASTER_KEY"):
         open_store(shared)
     assert not (tmp_path / "gateway" / "master.key").exists()
+
+
+def test_api_keys_never_start_like_an_option() -> None:
+    # One key in 64 would, from a plain URL-safe token: 2,000 keys make a miss unlikely.
+    assert not any(new_api_key().startswith("-") for _ in range(2000))

@@ -105,7 +105,8 @@ from bench.metrics import EmbeddingSet, FloatArray
 from bench.report import machine_summary
 from bench.rest_service import Outcome, RestClient, ServiceError, running_service
 from extractor.loader import load_extractor
-from extractor.scores import DEFAULT_THRESHOLD, ScoreMap
+from extractor.scores import ScoreMap
+from facegate.contract import DEFAULT_THRESHOLD
 from facegate.settings import Settings
 from tests.support.stack import b64
 

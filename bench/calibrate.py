@@ -36,7 +36,8 @@ from extractor.loader import load_extractor
 from extractor.models.catalog import DEFAULT_RECOGNIZER
 from extractor.models.manifest import ScoreCalibration
 from extractor.quality import QualityFeatures, QualityModel
-from extractor.scores import MAX_SCORE, ScoreMap
+from extractor.scores import ScoreMap
+from facegate.contract import MAX_SCORE
 from facegate.settings import Settings
 
 CACHE = REPO_ROOT / "bench" / ".cache"

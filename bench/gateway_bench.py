@@ -105,14 +105,13 @@ from bench.gateway_load import GRPC, REST, Call, LoadSpec, Target, percentile, r
 from bench.gateway_report import overheads, target, write_docs
 from bench.report import machine_summary
 from extractor.models.catalog import DEFAULT_RECOGNIZER, spec_by_name
+from facegate.contract import DEFAULT_CANDIDATES, DEFAULT_THRESHOLD, MAX_CANDIDATES
 from facegate.errors import FacegateError
 from facegate.v1 import common_pb2, matcher_pb2
 from gateway.backends import Face
-from gateway.search import DEFAULT_LIMIT, DEFAULT_THRESHOLD
 from gateway.store import events
 from gateway.store.records import NewEvent
 from gateway.tenancy import create_tenant
-from matcher.shard import MAX_K
 from tests.support.stack import SignedClient, Stack, b64, running_stack
 
 RESULTS = REPO_ROOT / "bench" / "results" / "gateway.json"
@@ -124,7 +123,7 @@ SEED = 0
 STORE_BATCH = 2_000
 MATCHER_BATCH = 5_000
 FLOOR_WARMUP = 10
-SEARCH_K = min(MAX_K, 2 * DEFAULT_LIMIT)
+SEARCH_K = min(MAX_CANDIDATES, 2 * DEFAULT_CANDIDATES)
 """What the gateway asks the matcher for with the default limit (gateway/search.py)."""
 
 

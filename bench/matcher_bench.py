@@ -124,7 +124,8 @@ from bench.report import machine_summary, replace_section
 from bench.synthetic import F32, I64, U64, TopK
 from extractor.models.catalog import DEFAULT_RECOGNIZER, spec_by_name
 from extractor.models.fetch import load_calibrations
-from extractor.scores import DEFAULT_THRESHOLD, ScoreMap
+from extractor.scores import ScoreMap
+from facegate.contract import DEFAULT_THRESHOLD
 from facegate.settings import Settings
 from facegate.v1 import common_pb2, matcher_pb2, matcher_pb2_grpc
 from matcher.blas import set_blas_threads

@@ -14,7 +14,8 @@ from extractor.pose import PoseEstimator
 from extractor.quality import QualityFeatures, QualityModel
 from extractor.recognize import Recognizer
 from extractor.runtime import OnnxModel, choose_providers, default_threads, usable_cpus
-from extractor.scores import MAX_SCORE, ScoreMap
+from extractor.scores import ScoreMap
+from facegate.contract import MAX_SCORE
 from facegate.settings import Settings
 
 DETECTORS: dict[str, type[RetinaFaceDetector] | type[YuNetDetector]] = {

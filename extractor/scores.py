@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-MAX_SCORE = 9999
-DEFAULT_THRESHOLD = 7000
+from facegate.contract import MAX_SCORE
+
 SCORE_AT_FMR_ONE = 3000
 SCORE_PER_DECADE = 1000
 """Score 3000 + 1000 k is FMR 10^-k at every calibrated knot (k = 1 ... 5 for lfw-dev)."""

@@ -8,7 +8,7 @@ import grpc
 
 from extractor.convert import extraction_to_proto, selection_from_proto, template_from_proto
 from extractor.pipeline import FaceExtractor
-from extractor.scores import DEFAULT_THRESHOLD
+from facegate.contract import DEFAULT_THRESHOLD
 from facegate.grpcserver import MESSAGE_OVERHEAD, add_health_and_reflection, bind, new_server
 from facegate.settings import Settings
 from facegate.v1 import extractor_pb2, extractor_pb2_grpc

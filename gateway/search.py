@@ -16,19 +16,20 @@ from dataclasses import dataclass
 import numpy as np
 
 from extractor.scores import ScoreMap
+from facegate.contract import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_FACES,
+    DEFAULT_THRESHOLD,
+    MAX_CANDIDATES,
+    MAX_FACES,
+    MAX_SCORE,
+)
 from facegate.errors import ErrorType, FacegateError
 from facegate.v1 import common_pb2
 from gateway.deps import GatewayDeps
 from gateway.enrolment import require_id, require_image, subject_not_found
 from gateway.store import events, tags
 from gateway.store.records import Application
-from matcher.shard import MAX_K
-
-DEFAULT_THRESHOLD = 7000
-DEFAULT_LIMIT = 10
-MAX_SCORE = 9999
-DEFAULT_EXTRACT_LIMIT = 10
-MAX_EXTRACT_LIMIT = 20
 
 
 @dataclass(frozen=True)
@@ -88,10 +89,10 @@ class Matching:
     def extract(self, image: bytes, *, limit: int | None) -> list[common_pb2.FaceAttributes]:
         """Attributes of the image's faces, largest first; NoFace when there is none."""
         require_image(image, "faces")
-        limit = DEFAULT_EXTRACT_LIMIT if limit is None else limit
-        if not 1 <= limit <= MAX_EXTRACT_LIMIT:
+        limit = DEFAULT_FACES if limit is None else limit
+        if not 1 <= limit <= MAX_FACES:
             raise FacegateError(
-                ErrorType.INVALID_REQUEST, f"limit must be between 1 and {MAX_EXTRACT_LIMIT}."
+                ErrorType.INVALID_REQUEST, f"limit must be between 1 and {MAX_FACES}."
             )
         faces = self._deps.extractor.all_faces(image, limit=limit)
         if not faces:
@@ -104,7 +105,7 @@ class Matching:
         probe: bytes,
         *,
         threshold: int = DEFAULT_THRESHOLD,
-        limit: int = DEFAULT_LIMIT,
+        limit: int = DEFAULT_CANDIDATES,
         tag_names: Sequence[str] = (),
     ) -> SearchResult:
         require_image(probe, "probe")
@@ -112,8 +113,10 @@ class Matching:
             raise FacegateError(
                 ErrorType.INVALID_REQUEST, f"threshold must be between 0 and {MAX_SCORE}."
             )
-        if not 1 <= limit <= MAX_K:
-            raise FacegateError(ErrorType.INVALID_REQUEST, f"limit must be between 1 and {MAX_K}.")
+        if not 1 <= limit <= MAX_CANDIDATES:
+            raise FacegateError(
+                ErrorType.INVALID_REQUEST, f"limit must be between 1 and {MAX_CANDIDATES}."
+            )
         gallery_id = application.gallery_id
         mask = 0
         if tag_names:
@@ -123,7 +126,7 @@ class Matching:
         hits = self._deps.matcher.search(
             gallery_id,
             face.template,
-            k=min(MAX_K, 2 * limit),
+            k=min(MAX_CANDIDATES, 2 * limit),
             threshold=threshold,
             tag_mask=mask,
         )

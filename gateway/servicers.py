@@ -14,6 +14,7 @@ from __future__ import annotations
 import grpc
 from google.protobuf import json_format
 
+from facegate.contract import DEFAULT_CANDIDATES, DEFAULT_THRESHOLD
 from facegate.errors import ErrorType, FacegateError
 from facegate.v1 import (
     applications_pb2,
@@ -36,7 +37,7 @@ from facegate.v1 import (
 from gateway.bulk import BulkJobs, Registration
 from gateway.enrolment import Enrolment
 from gateway.health import OK, UNAVAILABLE, DependencyChecker
-from gateway.search import DEFAULT_LIMIT, DEFAULT_THRESHOLD, Matching, SearchStatistics
+from gateway.search import Matching, SearchStatistics
 from gateway.sources import SourceConfig
 from gateway.store.records import Application, EventListing, Gallery, JobRecordRow, Tenant
 from gateway.tagging import Tagging
@@ -253,7 +254,7 @@ class FaceServicer(face_pb2_grpc.FaceServicer):
             self._callers.application(context),
             request.probe,
             threshold=request.threshold if request.HasField("threshold") else DEFAULT_THRESHOLD,
-            limit=request.limit if request.HasField("limit") else DEFAULT_LIMIT,
+            limit=request.limit if request.HasField("limit") else DEFAULT_CANDIDATES,
             tag_names=list(request.tags),
         )
         return face_pb2.FaceSearchResponse(

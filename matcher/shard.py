@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extractor.scores import MAX_SCORE
+from facegate.contract import MAX_CANDIDATES, MAX_SCORE
 from facegate.errors import ErrorType, FacegateError, invalid_request
 from matcher.convert import write_from_log, write_to_log
 from matcher.gallery import EntryBatch, Gallery, GalleryStats, IndexParams
@@ -45,7 +45,6 @@ from matcher.writes import (
 
 log = logging.getLogger(__name__)
 
-MAX_K = 50
 SNAPSHOTS = "snapshots"
 WAL_DIR = "wal"
 SNAPSHOT_META = "shard.json"
@@ -211,8 +210,8 @@ class Shard:
     ) -> list[list[ScoredHit]]:
         """Per probe (model id, vector): the best ``k`` entries scoring >= ``threshold``."""
         check_id(gallery_id, "gallery_id")
-        if not 1 <= k <= MAX_K:
-            raise invalid_request(f"k must be between 1 and {MAX_K}.")
+        if not 1 <= k <= MAX_CANDIDATES:
+            raise invalid_request(f"k must be between 1 and {MAX_CANDIDATES}.")
         if not 0 <= threshold <= MAX_SCORE:
             raise invalid_request(f"threshold must be between 0 and {MAX_SCORE}.")
         if not 0 <= tag_mask < 1 << 64:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from facegate.contract import DEFAULT_CANDIDATES, DEFAULT_THRESHOLD, MAX_CANDIDATES, MAX_SCORE
 from facegate.errors import invalid_request
 from facegate.v1 import face_pb2
 from gateway.rest.convert_common import (
@@ -31,15 +32,15 @@ SEARCH_BODY = Inputs(
             "threshold",
             "integer",
             minimum=0,
-            maximum=9999,
-            description="Lowest score returned; 7000 if not set.",
+            maximum=MAX_SCORE,
+            description=f"Lowest score returned; {DEFAULT_THRESHOLD} if not set.",
         ),
         Field(
             "limit",
             "integer",
             minimum=1,
-            maximum=50,
-            description="Most events over all candidates; 10 if not set.",
+            maximum=MAX_CANDIDATES,
+            description=f"Most events over all candidates; {DEFAULT_CANDIDATES} if not set.",
         ),
         Field("tags", "strings", description="Search only events with any of these tags."),
     )

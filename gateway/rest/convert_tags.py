@@ -4,6 +4,8 @@ body."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from facegate.v1 import tags_pb2
 from gateway.rest.convert_common import JsonObject
 from gateway.rest.fields import Field, Inputs, as_strings, read_body
@@ -51,6 +53,13 @@ def tags_create_response_to_json(message: tags_pb2.TagsCreateResponse) -> None:
 
 def tags_create_response_from_json(body: object) -> tags_pb2.TagsCreateResponse:
     return tags_pb2.TagsCreateResponse()
+
+
+def tags_post_rpc(body: object | None) -> Literal["Create", "Rename"]:
+    """The rpc a POST to a tag asks for: the published text creates a tag by a POST
+    without a body and renames one by POSTing {"newName"} to it (its example), so any
+    body is a rename, checked as one."""
+    return "Create" if body is None else "Rename"
 
 
 def tags_rename_request_from_json(old_name: str, body: object) -> tags_pb2.TagsRenameRequest:

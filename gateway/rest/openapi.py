@@ -22,9 +22,10 @@ import gateway.rest.convert_galleries as galleries
 import gateway.rest.convert_jobs as jobs
 import gateway.rest.convert_subjects as subjects
 import gateway.rest.convert_tags as tags
+from facegate.contract import DEFAULT_THRESHOLD, MAX_SCORE
 from facegate.errors import ErrorType
 from gateway.rest.fields import INT32_MAX, INT32_MIN, Field, Inputs
-from gateway.rest.routes import ANY_CHARACTERS, ROUTES, VERIFY_THRESHOLD, Route
+from gateway.rest.routes import ANY_CHARACTERS, ROUTES, Route
 
 Schema = dict[str, Any]
 
@@ -68,7 +69,7 @@ def _array(items: Schema, min_items: int = 0) -> Schema:
 _INTEGER_TEXT = {"type": "string", "pattern": "^-?[0-9]+$"}
 _NUMBER_TEXT = _string()
 
-_SCORE = _int32(0) | {"maximum": 9999}
+_SCORE = _int32(0) | {"maximum": MAX_SCORE}
 _APPLICATION: Mapping[str, Schema] = {
     "id": _string(),
     "name": _string(),
@@ -203,6 +204,8 @@ class _Operation:
     """The request body: one table, or several of which exactly one must match."""
     query: Inputs | None = None
     not_found: str = "Not found."
+    body_optional: bool = False
+    """Whether the operation also takes no body at all (then it does something else)."""
 
 
 _SUBJECT_LIST = _object(
@@ -242,7 +245,7 @@ _JOB_PROGRESS = _object(
         "lastEvaluatedKey": _string(),
     }
 )
-_VERIFIED_SUBJECT = _object({"id": _string(), "score": _SCORE | {"minimum": VERIFY_THRESHOLD}})
+_VERIFIED_SUBJECT = _object({"id": _string(), "score": _SCORE | {"minimum": DEFAULT_THRESHOLD}})
 
 _OPERATIONS: Mapping[tuple[str, str], _Operation] = {
     ("GET", "/v1.1/subjects"): _Operation(
@@ -314,10 +317,16 @@ _OPERATIONS: Mapping[tuple[str, str], _Operation] = {
         "verify",
         {200: {"oneOf": [_VERIFIED_SUBJECT, _object({"score": _SCORE})]}},
         (face.VERIFY_SUBJECT_BODY, face.VERIFY_FACES_BODY),
-        not_found="Subject not verified (score below 7000), or subject not found.",
+        not_found=f"Subject not verified (score below {DEFAULT_THRESHOLD}), or subject not found.",
     ),
     ("GET", "/v1.1/tags"): _Operation("listTags", {200: _array(_string())}),
-    ("POST", "/v1.1/tags/{name}"): _Operation("createTag", {200: None}),
+    ("POST", "/v1.1/tags/{name}"): _Operation(
+        "createOrRenameTag",
+        {200: None},
+        (tags.RENAME_BODY,),
+        not_found="Tag not found (a rename).",
+        body_optional=True,
+    ),
     ("PUT", "/v1.1/tags/{name}"): _Operation(
         "renameTag", {200: None}, (tags.RENAME_BODY,), not_found="Tag not found."
     ),
@@ -477,7 +486,8 @@ def _operation(route: Route) -> Schema:
         operation["parameters"] = parameters
     if spec.bodies:
         operation["requestBody"] = {
-            "required": any(row.required for inputs in spec.bodies for row in inputs.fields),
+            "required": not spec.body_optional
+            and any(row.required for inputs in spec.bodies for row in inputs.fields),
             "content": _json_content(_request_schema(spec.bodies)),
         }
     responses: Schema = {}

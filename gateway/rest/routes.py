@@ -6,7 +6,8 @@ The statuses follow the published NEC ID v1.1 text: 201 for subject and event re
 204 for unregister and tenant deletes, 200 with no body for tag create, rename and delete.
 Where a gRPC answer is OK but NEC answers 404, the decision is made here: a search with no
 candidates, a page of the subject list with no rows, and a subject verify scoring below
-:data:`VERIFY_THRESHOLD`.
+:data:`~facegate.contract.DEFAULT_THRESHOLD` (NEC's default
+threshold; the published text answers "Subject not verified." below it).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import gateway.rest.convert_health as health
 import gateway.rest.convert_jobs as jobs
 import gateway.rest.convert_subjects as subjects
 import gateway.rest.convert_tags as tags
+from facegate.contract import DEFAULT_THRESHOLD
 from facegate.errors import ErrorType, FacegateError
 from facegate.v1 import (
     applications_pb2,
@@ -42,10 +44,6 @@ Auth = Literal["none", "sigv4", "sigv4+apikey"]
 Render = Callable[[Message], tuple[int, object | None]]
 PathParams = Mapping[str, str]
 Query = Mapping[str, Sequence[str]]
-
-VERIFY_THRESHOLD = 7000
-"""A subject verify scoring below this answers 404 "Subject not verified." (NEC's default
-match threshold; over gRPC the score is returned as it is)."""
 
 SUBJECTS_NOT_FOUND = "Subjects not found."
 CANDIDATES_NOT_FOUND = "Candidates not found."
@@ -130,7 +128,7 @@ def _render_search(response: Message) -> tuple[int, object | None]:
 
 def _render_verify_subject(response: Message) -> tuple[int, object | None]:
     result = _expect(face_pb2.FaceVerifySubjectResponse, response)
-    if result.score < VERIFY_THRESHOLD:
+    if result.score < DEFAULT_THRESHOLD:
         return _not_found(SUBJECT_NOT_VERIFIED)
     return 200, face.face_verify_subject_response_to_json(result)
 
@@ -275,6 +273,8 @@ def _tags_list(path: PathParams, query: Query, body: object | None) -> RestCall:
 
 
 def _tags_create(path: PathParams, query: Query, body: object | None) -> RestCall:
+    if tags.tags_post_rpc(body) == "Rename":
+        return _tags_rename(path, query, body)
     request = tags.tags_create_request_from_json(path["name"])
     return RestCall("Tags", "Create", request, _TAGS_CREATE)
 
@@ -378,7 +378,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1.1/face/search", _KEYED, _face_search, "Search subjects"),
     Route("POST", "/v1.1/face/verify", _KEYED, _face_verify, "Verify subject or face"),
     Route("GET", "/v1.1/tags", _KEYED, _tags_list, "List tags"),
-    Route("POST", _TAG, _KEYED, _tags_create, "Create tag"),
+    Route("POST", _TAG, _KEYED, _tags_create, "Create tag, or rename it (newName body)"),
     Route("PUT", _TAG, _KEYED, _tags_rename, "Update (rename) tag"),
     Route("DELETE", _TAG, _KEYED, _tags_delete, "Delete tag"),
     Route("POST", _JOBS, _KEYED, _jobs_bulk_register, "Bulk register"),

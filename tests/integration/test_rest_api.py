@@ -292,6 +292,20 @@ def gallery_a_id(client: SignedClient) -> str:
     return str(next(g["id"] for g in galleries if g["name"] == "staff"))
 
 
+def test_a_tag_is_renamed_by_post_as_published(gallery_a: SignedClient) -> None:
+    assert gallery_a.call("POST", "/v1.1/tags/licence-post").status_code == 200
+    renamed = gallery_a.call("POST", "/v1.1/tags/licence-post", {"newName": "id-post"})
+    assert renamed.status_code == 200, renamed.text
+    names = gallery_a.call("GET", "/v1.1/tags").json()
+    assert "id-post" in names
+    assert "licence-post" not in names
+    missing = gallery_a.call("POST", "/v1.1/tags/no-such-tag", {"newName": "other"})
+    assert missing.status_code == 404, missing.text
+    empty = gallery_a.call("POST", "/v1.1/tags/id-post", {"newName": ""})
+    assert empty.status_code == 400, empty.text
+    assert gallery_a.call("DELETE", "/v1.1/tags/id-post").status_code == 200
+
+
 def test_awkward_tag_names_round_trip(gallery_a: SignedClient) -> None:
     name = "café & co/1 +x=y~*"
     assert gallery_a.call("POST", f"/v1.1/tags/{quote(name, safe='')}").status_code == 200

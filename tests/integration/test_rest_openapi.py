@@ -47,8 +47,10 @@ def send_signed(case: Any, stack: Stack, caller: SignedClient) -> httpx.Response
     as a NEC ID SDK signs, and the gallery's API key. A case generated without an
     Authorization header or without an x-api-key (a negative case) is sent without it."""
     kwargs = case.as_transport_kwargs(base_url=stack.rest_url)
+    # A negative case's body may be raw bytes that are not JSON at all: sent as they are.
+    body_kwargs = {"json": kwargs["json"]} if "json" in kwargs else {"content": kwargs.get("data")}
     request = httpx.Request(
-        kwargs["method"], kwargs["url"], params=kwargs.get("params"), json=kwargs.get("json")
+        kwargs["method"], kwargs["url"], params=kwargs.get("params"), **body_kwargs
     )
     body = request.read()
     generated = {name.lower() for name in (case.headers or {})}

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from bench.fpir_scale import Distractors, fpir_at, model_fpir, threshold_at_fpir
-from extractor.scores import MAX_SCORE, ScoreMap
+from extractor.scores import ScoreMap
+from facegate.contract import MAX_SCORE
 
 SCORE_MAP = ScoreMap(
     [(-1.0, 0), (0.1, 4000), (0.2, 5000), (0.3, 6000), (0.4, 7000), (0.5, 8000), (1.0, MAX_SCORE)]

@@ -17,8 +17,8 @@ from PIL import Image
 from extractor.attributes import Box
 from extractor.decode import decode_image
 from extractor.pipeline import Face, FaceExtractor, poor_quality
-from extractor.scores import DEFAULT_THRESHOLD
 from extractor.selection import FaceSelection
+from facegate.contract import DEFAULT_THRESHOLD
 from facegate.errors import ErrorType, FacegateError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}

@@ -13,8 +13,8 @@ from PIL import Image
 
 from extractor.decode import decode_image
 from extractor.pipeline import FaceExtractor
-from extractor.scores import DEFAULT_THRESHOLD
 from extractor.selection import FaceSelection
+from facegate.contract import DEFAULT_THRESHOLD
 
 PROMINENT = FaceSelection.PROMINENT
 HIGH_RESOLUTION_IDENTITIES = (

@@ -10,7 +10,8 @@ import warnings
 import numpy as np
 import pytest
 
-from extractor.scores import DEFAULT_THRESHOLD, MAX_SCORE, ScoreMap
+from extractor.scores import ScoreMap
+from facegate.contract import DEFAULT_THRESHOLD, MAX_SCORE
 
 # A realistic calibration shape: steep at the top, knots at awkward similarities.
 KNOTS = ((0.05, 0), (0.21, 3000), (0.33, 6000), (0.37, 7000), (0.43, 8000), (0.9, MAX_SCORE))

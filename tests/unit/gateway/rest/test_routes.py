@@ -245,16 +245,29 @@ def test_render_takes_the_rpc_response(
 
 
 NO_BODY_200 = {("Tags", "Create"), ("Tags", "Rename"), ("Tags", "Delete")}
-_TAG_CALLS = [("POST", "Create"), ("PUT", "Rename"), ("DELETE", "Delete")]
+_TAG_CALLS = [
+    ("POST", None, "Create"),
+    ("POST", {"newName": "b"}, "Rename"),  # the published example
+    ("PUT", {"newName": "b"}, "Rename"),
+    ("DELETE", None, "Delete"),
+]
 
 
-@pytest.mark.parametrize(("method", "rpc"), _TAG_CALLS)
-def test_tag_changes_answer_200_with_no_body(method: str, rpc: str) -> None:
-    body = {"newName": "b"} if method == "PUT" else None
+@pytest.mark.parametrize(("method", "body", "rpc"), _TAG_CALLS)
+def test_tag_changes_answer_200_with_no_body(
+    method: str, body: dict[str, str] | None, rpc: str
+) -> None:
     call = _build(method, "/v1.1/tags/a", {}, body)
     assert call.method == rpc
     response = getattr(tags_pb2, f"Tags{rpc}Response")()
     assert call.render(response) == (200, None)
+
+
+@pytest.mark.parametrize("body", [{}, [], "x", {"newname": "b"}])
+def test_a_post_body_to_a_tag_is_a_rename_and_checked_as_one(body: object) -> None:
+    with pytest.raises(FacegateError) as caught:
+        _build("POST", "/v1.1/tags/a", {}, body)
+    assert caught.value.error_type is ErrorType.INVALID_REQUEST
 
 
 @pytest.mark.parametrize(

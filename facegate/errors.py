@@ -108,16 +108,41 @@ class FacegateError(Exception):
         call: Any = error
         code: grpc.StatusCode = call.code()
         details: str = call.details() or code.name
-        for key, value in call.trailing_metadata() or ():
-            if key == ERROR_TYPE_METADATA_KEY:
-                try:
-                    return cls(ErrorType.from_name(str(value)), details)
-                except ValueError:
-                    break
-        return cls(_GRPC_FALLBACK.get(code, ErrorType.INTERNAL), details)
+        sent = _sent_error_type(error)
+        return cls(sent or _GRPC_FALLBACK.get(code, ErrorType.INTERNAL), details)
 
     def __repr__(self) -> str:
         return f"FacegateError({self.error_type.type_name}, {self.message!r})"
+
+
+def _sent_error_type(error: grpc.RpcError) -> ErrorType | None:
+    """The error type a facegate server put in the call's trailing metadata, if any."""
+    call: Any = error
+    for key, value in call.trailing_metadata() or ():
+        if key == ERROR_TYPE_METADATA_KEY:
+            try:
+                return ErrorType.from_name(str(value))
+            except ValueError:
+                return None
+    return None
+
+
+def backend_failure(what: str, error: grpc.RpcError) -> FacegateError:
+    """How a failed call to another facegate service reaches the caller, the same for
+    every backend: Timeout when its deadline passed; the error the service raised itself
+    (NoFace, InvalidRequest, ...) as it is; Unavailable, naming ``what`` (e.g. "the
+    extractor", "matcher shard 1 of 2 (Search)"), for everything else."""
+    call: Any = error
+    code: grpc.StatusCode = call.code()
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return FacegateError(ErrorType.TIMEOUT, f"{what} did not answer in time.")
+    sent = _sent_error_type(error)
+    if sent is not None and sent not in (ErrorType.UNAVAILABLE, ErrorType.INTERNAL):
+        return FacegateError(sent, call.details() or code.name)
+    return FacegateError(
+        ErrorType.UNAVAILABLE,
+        f"{what} is unavailable: {code.name}: {call.details() or 'no details'}",
+    )
 
 
 def invalid_request(message: str) -> FacegateError:

@@ -14,7 +14,7 @@ import grpc
 import numpy as np
 
 from extractor.scores import ScoreMap
-from facegate.errors import ErrorType, FacegateError, image_too_large
+from facegate.errors import backend_failure, image_too_large
 from facegate.logs import backend_call, request_metadata
 from facegate.v1 import (
     common_pb2,
@@ -47,18 +47,6 @@ def open_channel(address: str) -> grpc.Channel:
     )
 
 
-def _service_error(service: str, error: grpc.RpcError) -> FacegateError:
-    rebuilt = FacegateError.from_rpc_error(error)
-    call: grpc.Call = error  # type: ignore[assignment]
-    if call.code() is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return FacegateError(ErrorType.TIMEOUT, f"The {service} did not answer in time.")
-    if rebuilt.error_type in (ErrorType.UNAVAILABLE, ErrorType.INTERNAL):
-        return FacegateError(
-            ErrorType.UNAVAILABLE, f"The {service} is unavailable: {call.details()}"
-        )
-    return rebuilt
-
-
 @dataclass(frozen=True)
 class Face:
     """One face of a probe or registration image: its NEC attributes and template."""
@@ -87,7 +75,7 @@ class ExtractorClient:
                     request, timeout=self._timeout_s, metadata=request_metadata()
                 )
         except grpc.RpcError as error:
-            raise _service_error("extractor", error) from None
+            raise backend_failure("The extractor", error) from None
 
     def enrolment_face(self, image: bytes, *, min_quality: float | None) -> Face:
         """The face to enrol: the most prominent one, which no other face may rival in
@@ -130,7 +118,7 @@ class ExtractorClient:
                     try:
                         response = future.result()
                     except grpc.RpcError as error:
-                        raise _service_error("extractor", error) from None
+                        raise backend_failure("The extractor", error) from None
                     face = response.faces[0]
                     faces.append(Face(face.attributes, face.template))
             finally:
@@ -233,4 +221,4 @@ class MatcherClient:
                     request, timeout=self._timeout_s, metadata=request_metadata()
                 )
         except grpc.RpcError as error:
-            raise _service_error(f"matcher shard {index}", error) from None
+            raise backend_failure(f"Matcher shard {index}", error) from None

@@ -22,7 +22,7 @@ from typing import Protocol, TypeVar
 
 import grpc
 
-from facegate.errors import ErrorType, FacegateError
+from facegate.errors import ErrorType, FacegateError, backend_failure
 from facegate.v1 import matcher_pb2, matcher_pb2_grpc
 
 DEFAULT_TIMEOUT_S = 5.0
@@ -130,10 +130,11 @@ class FanOut:
         """``start(stub, timeout)`` on every shard at once; the responses in shard order.
 
         For the calls that go to every shard (Search, DeleteSubject, ClearTagBit,
-        DropGallery, gallery Stats). ``rpc`` names the call in errors. An InvalidRequest
-        from a shard is the request's fault (every shard validates alike) and is raised
-        as it is; any other failure, a missed deadline included, raises Unavailable naming
-        the shard. The other calls are cancelled then.
+        DropGallery, gallery Stats). ``rpc`` names the call in errors. A failure is
+        raised as :func:`~facegate.errors.backend_failure` words it for every backend: an
+        InvalidRequest from a shard is the request's fault (every shard validates alike)
+        and is raised as it is, a missed deadline is Timeout, anything else Unavailable,
+        naming the shard. The other calls are cancelled then.
         """
         timeout = self.timeout_s if timeout_s is None else timeout_s
         futures = [start(stub, timeout) for stub in self.stubs]
@@ -151,12 +152,4 @@ class FanOut:
         return responses
 
     def _shard_error(self, index: int, rpc: str, error: grpc.RpcError) -> FacegateError:
-        rebuilt = FacegateError.from_rpc_error(error)
-        if rebuilt.error_type is ErrorType.INVALID_REQUEST:
-            return rebuilt
-        call: grpc.Call = error  # type: ignore[assignment]
-        return FacegateError(
-            ErrorType.UNAVAILABLE,
-            f"matcher shard {index} of {self.shard_count} failed {rpc}: "
-            f"{call.code().name}: {call.details() or 'no details'}",
-        )
+        return backend_failure(f"Matcher shard {index} of {self.shard_count} ({rpc})", error)

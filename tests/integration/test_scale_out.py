@@ -210,7 +210,7 @@ def test_two_gateways_two_shards_one_store(topology: Topology) -> None:
         for path in registered:
             failed = second.call("POST", "/v1.1/face/search", {"probe": b64(path)})
             assert failed.status_code == 503, failed.text
-            assert "matcher shard 1 of 2" in failed.json()["message"]
+            assert "Matcher shard 1 of 2" in failed.json()["message"]
 
         # Health says which dependency is down; the gateways stay ready (every gateway
         # shares the shard: taking them out would only make the outage total).

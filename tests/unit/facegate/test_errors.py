@@ -11,6 +11,7 @@ from facegate.errors import (
     ERROR_TYPE_METADATA_KEY,
     ErrorType,
     FacegateError,
+    backend_failure,
     invalid_request,
 )
 
@@ -182,3 +183,25 @@ def test_missing_details_and_metadata_use_the_status_name() -> None:
     rebuilt = FacegateError.from_rpc_error(_FakeRpcError(grpc.StatusCode.UNAVAILABLE, None, None))
     assert rebuilt.error_type is ErrorType.UNAVAILABLE
     assert rebuilt.message == "UNAVAILABLE"
+
+
+def test_a_backend_failure_is_worded_alike_for_every_backend(grpc_probe: GrpcProbe) -> None:
+    channel = grpc_probe.serve(
+        {
+            "Own": _raiser(ErrorType.NO_FACE),
+            "Down": _raiser(ErrorType.UNAVAILABLE),
+            "Broken": _raiser(ErrorType.INTERNAL),
+            "Raw": _aborter(grpc.StatusCode.RESOURCE_EXHAUSTED),
+            "Late": _aborter(grpc.StatusCode.DEADLINE_EXCEEDED),
+        }
+    )
+    own = backend_failure("The extractor", grpc_probe.failure(channel, "Own"))
+    assert own.error_type is ErrorType.NO_FACE
+    assert own.message == f"NoFace: {MESSAGE}"
+    for name in ("Down", "Broken", "Raw"):
+        failed = backend_failure("Matcher shard 1 of 2 (Search)", grpc_probe.failure(channel, name))
+        assert failed.error_type is ErrorType.UNAVAILABLE, name
+        assert failed.message.startswith("Matcher shard 1 of 2 (Search) is unavailable: "), name
+    late = backend_failure("The extractor", grpc_probe.failure(channel, "Late"))
+    assert late.error_type is ErrorType.TIMEOUT
+    assert late.message == "The extractor did not answer in time."

@@ -1,5 +1,6 @@
-"""What the services agree on, declared once: the score scale and the search and extract
-limits. Any service may import this module; it imports none of them."""
+"""What the services agree on, declared once: the score scale, the search and extract
+limits, and the public API's gRPC metadata keys. Any service may import this module; it
+imports none of them."""
 
 from __future__ import annotations
 
@@ -19,3 +20,11 @@ MAX_FACES: Final = 20
 """The most faces one extraction reports (NEC ID's limit)."""
 DEFAULT_FACES: Final = 10
 """Faces an extraction reports when it does not say."""
+
+API_KEY_METADATA: Final = "x-api-key"
+"""gRPC metadata of the public API: the application's API key (selects the gallery)."""
+ACCESS_KEY_METADATA: Final = "facegate-access-key-id"
+"""gRPC metadata of the public API: the tenant's access key id."""
+SECRET_KEY_METADATA: Final = "facegate-secret-access-key"
+"""gRPC metadata of the public API: the tenant's secret (issue 15 replaces it with a
+signature, so that no secret crosses a process boundary)."""

@@ -18,9 +18,9 @@ from typing import TextIO
 
 import grpc
 
+from facegate.contract import API_KEY_METADATA
 from facegate.errors import FacegateError
 from facegate.v1 import jobs_pb2, jobs_pb2_grpc
-from gateway.servicers import API_KEY_METADATA
 from gateway.sources import SourceConfig, open_source
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")

@@ -14,7 +14,13 @@ from __future__ import annotations
 import grpc
 from google.protobuf import json_format
 
-from facegate.contract import DEFAULT_CANDIDATES, DEFAULT_THRESHOLD
+from facegate.contract import (
+    ACCESS_KEY_METADATA,
+    API_KEY_METADATA,
+    DEFAULT_CANDIDATES,
+    DEFAULT_THRESHOLD,
+    SECRET_KEY_METADATA,
+)
 from facegate.errors import ErrorType, FacegateError
 from facegate.v1 import (
     applications_pb2,
@@ -42,10 +48,6 @@ from gateway.sources import SourceConfig
 from gateway.store.records import Application, EventListing, Gallery, JobRecordRow, Tenant
 from gateway.tagging import Tagging
 from gateway.tenancy import INVALID_TOKEN_MESSAGE, Tenancy
-
-API_KEY_METADATA = "x-api-key"
-ACCESS_KEY_METADATA = "facegate-access-key-id"
-SECRET_KEY_METADATA = "facegate-secret-access-key"
 
 
 class Callers:

@@ -24,6 +24,7 @@ import grpc
 import msgspec
 import orjson
 
+from facegate.contract import ACCESS_KEY_METADATA, API_KEY_METADATA, SECRET_KEY_METADATA
 from facegate.errors import ErrorType, FacegateError
 from facegate.logs import BACKEND_MS_METADATA, REQUEST_ID, request_id_from, request_metadata
 from facegate.metrics import AUTH_FAILURES, HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
@@ -43,7 +44,6 @@ from gateway.rest.body import read_body
 from gateway.rest.guard import RateLimiter, SecretDirectory
 from gateway.rest.openapi import openapi_document
 from gateway.rest.sigv4 import SignedRequest, SigV4Error, verify
-from gateway.servicers import ACCESS_KEY_METADATA, API_KEY_METADATA, SECRET_KEY_METADATA
 
 log = logging.getLogger(__name__)
 

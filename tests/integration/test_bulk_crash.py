@@ -20,9 +20,9 @@ from typing import IO
 import grpc
 
 from bench.dataset import faces_dir
+from facegate.contract import API_KEY_METADATA
 from facegate.settings import Settings
 from facegate.v1 import jobs_pb2, jobs_pb2_grpc, subjects_pb2, subjects_pb2_grpc
-from gateway.servicers import API_KEY_METADATA
 from gateway.store import events
 from gateway.store.database import open_database, sqlite_url
 

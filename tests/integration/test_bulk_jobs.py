@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import Connection, update
 
 from bench.dataset import faces_dir
+from facegate.contract import API_KEY_METADATA
 from facegate.v1 import jobs_pb2, jobs_pb2_grpc
-from gateway.servicers import API_KEY_METADATA
 from gateway.store import galleries as galleries_store
 from gateway.store import jobs as jobs_store
 from gateway.store.records import BulkSource

@@ -10,6 +10,7 @@ from grpc_health.v1 import health_pb2 as grpc_health_pb2
 from grpc_health.v1 import health_pb2_grpc as grpc_health_pb2_grpc
 
 from bench.dataset import faces_dir
+from facegate.contract import ACCESS_KEY_METADATA, API_KEY_METADATA, SECRET_KEY_METADATA
 from facegate.errors import ErrorType, FacegateError
 from facegate.v1 import (
     events_pb2,
@@ -25,7 +26,6 @@ from facegate.v1 import (
     tags_pb2,
     tags_pb2_grpc,
 )
-from gateway.servicers import ACCESS_KEY_METADATA, API_KEY_METADATA, SECRET_KEY_METADATA
 from gateway.tenancy import create_tenant
 from tests.support.stack import Stack, running_stack
 

@@ -152,6 +152,12 @@ def parse_task_stat(text: str) -> tuple[str, int]:
     return head.partition("(")[2], int(fields[11]) + int(fields[12])
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) another process has used, from /proc."""
+    _, ticks = parse_task_stat(Path(f"/proc/{pid}/stat").read_text())
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def thread_group(python_name: str | None, native_name: str) -> str:
     """The role of a thread, from its Python name (None: a thread Python did not start,
     such as gRPC core's pollers) or else its kernel name."""

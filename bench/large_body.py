@@ -72,6 +72,7 @@ from PIL import Image
 
 from bench.dataset import REPO_ROOT, faces_dir, lfw_dev
 from bench.gateway_load import percentile, server_timing
+from bench.jobs_report import process_cpu_s
 from bench.large_body_stages import SEARCH, measure_stages
 from bench.report import machine_summary, publish
 from bench.rest_service import Service, running_service
@@ -144,11 +145,6 @@ def small_probe() -> tuple[Path, Probe]:
 # ------------------------------------------------------------------ end to end
 
 
-def _server_cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100.0  # utime, stime in clock ticks
-
-
 def _level(rows: list[tuple[float, dict[str, float], float]], failures: int) -> dict[str, Any]:
     latency = [r[0] for r in rows]
     timed = [r[1] for r in rows if "total" in r[1] and "backend" in r[1]]
@@ -189,11 +185,11 @@ def measure_service(
         for round_ in range(warmup + requests):
             for kind, probe in probes.items():
                 request = client.signed("POST", SEARCH, {"probe": b64(probe.image)})
-                cpu = _server_cpu_s(service.pid)
+                cpu = process_cpu_s(service.pid)
                 started = time.perf_counter()
                 response = client.send(request)
                 elapsed_ms = (time.perf_counter() - started) * 1000
-                cpu_ms = (_server_cpu_s(service.pid) - cpu) * 1000
+                cpu_ms = (process_cpu_s(service.pid) - cpu) * 1000
                 if round_ < warmup:
                     continue
                 if response.status_code not in (200, 404):

@@ -277,8 +277,8 @@ def pose_study(
     """3DDFA fp32 against its int8 variants and against the landmark pose: angle
     differences and what they do to faceQualityScore and its error-versus-reject."""
     indices, pixels, detections = central_detections(extractor, images)
-    crops = np.concatenate(
-        [extractor.pose.crops(px, [d.box]) for px, d in zip(pixels, detections, strict=True)]
+    crops = np.stack(
+        [extractor.pose.crop(px, d.box) for px, d in zip(pixels, detections, strict=True)]
     )
 
     def poses(model: OnnxModel) -> list[Pose]:

@@ -54,9 +54,10 @@ import boto3
 from botocore.config import Config
 
 from bench.dataset import lfw_dev
-from bench.jobs_report import pick_photos
+from bench.jobs_report import pick_photos, process_cpu_s
 from bench.report import machine_summary, publish
 from gateway.sources import SourceConfig, open_source
+from tests.support.net import free_port
 
 RESULTS = Path("bench/results/s3_client.json")
 DOCS = Path("docs/benchmarks.md")
@@ -70,16 +71,10 @@ WARMUP = 20
 Reader = Callable[[str], bytes]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def moto_server() -> Iterator[tuple[str, int]]:
     """moto's S3 in a subprocess on loopback: yields its endpoint URL and process id."""
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -96,12 +91,6 @@ def moto_server() -> Iterator[tuple[str, int]]:
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def process_cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) another process has used, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def own_cpu_s() -> float:

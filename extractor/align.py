@@ -48,7 +48,10 @@ def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
 
 def crop_scale(landmarks: np.ndarray) -> float:
     """Crop pixels per image pixel of the alignment of these landmarks."""
-    matrix = similarity_transform(landmarks, ARCFACE_TEMPLATE)
+    return _scale_of(similarity_transform(landmarks, ARCFACE_TEMPLATE))
+
+
+def _scale_of(matrix: np.ndarray) -> float:
     return math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
 
 
@@ -64,7 +67,7 @@ def face_reduction(landmarks: np.ndarray, reductions: tuple[int, ...], coarsest:
 def align_face(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """The 112 x 112 BGR crop of the face whose five landmarks are given (image pixels)."""
     matrix = similarity_transform(landmarks, ARCFACE_TEMPLATE)
-    scale = math.sqrt(abs(float(np.linalg.det(matrix[:, :2]))))
+    scale = _scale_of(matrix)
     if scale < FULL_DETAIL_SCALE:
         image, matrix = _prescale(image, matrix, scale)
     return cv2.warpAffine(

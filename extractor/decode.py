@@ -94,13 +94,13 @@ _EXIF_ORIENTATION: Final = 0x0112
 # libjpeg's DCT scaling as OpenCV exposes it: the decoder computes 1/r of each 8 x 8
 # block's coefficients, so a reduced decode skips most of the inverse-DCT and colour
 # work of a full one (the entropy decoding remains).
-JPEG_REDUCTIONS: Final = (1, 2, 4, 8)
 _JPEG_READ_FLAGS: Final = {
     1: cv2.IMREAD_COLOR,
     2: cv2.IMREAD_REDUCED_COLOR_2,
     4: cv2.IMREAD_REDUCED_COLOR_4,
     8: cv2.IMREAD_REDUCED_COLOR_8,
 }
+JPEG_REDUCTIONS: Final = tuple(_JPEG_READ_FLAGS)
 _MAX_DETAIL: Final = 200
 
 Pixels = npt.NDArray[np.uint8]

@@ -187,7 +187,7 @@ class FaceExtractor:
         crops = []
         for view, detection in zip(views, detections, strict=True):
             box = view.from_original(detection.box.reshape(2, 2)).ravel()
-            pose_crops.append(self.pose.crops(view.pixels, [box])[0])
+            pose_crops.append(self.pose.crop(view.pixels, box))
             crops.append(align_face(view.pixels, view.from_original(detection.landmarks)))
         # The pose model and the recognizer run at the same time on their own threads.
         pending_poses = self._pose.start(np.stack(pose_crops))

@@ -92,8 +92,9 @@ class PoseEstimator:
         self._mean = np.asarray(pre.mean, dtype=np.float32)
         self._scale = 1.0 / np.asarray(pre.std, dtype=np.float32)
 
-    def crops(self, image: np.ndarray, boxes: list[np.ndarray]) -> np.ndarray:
-        return np.stack([crop_roi(image, roi_from_box(b)) for b in boxes])
+    def crop(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        """The 120 x 120 input of the face with this detector box (image pixels)."""
+        return crop_roi(image, roi_from_box(box))
 
     def estimate(self, crops: np.ndarray) -> list[Pose]:
         """``crops``: N x 120 x 120 x 3 BGR uint8 from :meth:`crops`."""

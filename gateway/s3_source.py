@@ -142,8 +142,8 @@ class _StaticCredentials:
 
 
 class S3Source:
-    """Objects under one bucket and prefix. Reads go through ``store`` (obstore: about a
-    fifth of botocore's CPU per object, see docs/benchmarks.md "S3 client"); listing
+    """Objects under one bucket and prefix. Reads go through ``store`` (obstore: a
+    fraction of botocore's CPU per object, see docs/benchmarks.md "S3 client"); listing
     and the rare reply without a Content-Length go through the boto3 ``client``. Both
     are shared by all threads. ``store`` is None where no credentials were found."""
 
@@ -163,27 +163,27 @@ class S3Source:
         key = self._prefix + checked_name(filename)
         if self._store is None:
             raise SourceError("no S3 credentials", transient=False)
-        if self._unknown_lengths:
-            return self._read_with_boto3(key)
+        data = self._read_with_boto3(key) if self._unknown_lengths else self._read(self._store, key)
+        if len(data) > self._max_bytes:
+            raise too_large(len(data), self._max_bytes)
+        return data
+
+    def _read(self, store: S3Store, key: str) -> bytes:
         try:
-            result = obstore.get(self._store, key)
+            result = obstore.get(store, key)
             size = result.meta["size"]
             if size > self._max_bytes:
                 # Dropping the unread reply drops its connection instead of draining it.
                 raise too_large(size, self._max_bytes)
             # A known length: the HTTP client checks that exactly that much arrived. The
             # stream hands out chunks of up to 10 MB as bytes, so a photo is one chunk
-            # that join returns as it is (GetResult.bytes().to_bytes() copies, slowly:
-            # 10 CPU ms for 4 MiB against 3).
-            data = b"".join(result)
+            # that join returns as it is (GetResult.bytes().to_bytes() copies, slowly).
+            return b"".join(result)
         except (ObstoreError, OSError, ValueError) as error:
             if _NO_LENGTH in str(error):
                 self._unknown_lengths = True
                 return self._read_with_boto3(key)
             raise _store_error(error) from error
-        if len(data) > self._max_bytes:
-            raise too_large(len(data), self._max_bytes)
-        return data
 
     def _read_with_boto3(self, key: str) -> bytes:
         try:
@@ -193,6 +193,8 @@ class S3Source:
                 size: int | None = response.get("ContentLength")
                 if size is not None and size > self._max_bytes:
                     raise too_large(size, self._max_bytes)
+                # A known length is read whole so botocore verifies it; an unknown one
+                # (chunked replies) is read with a cap, which read() then refuses.
                 data: bytes = body.read() if size is not None else body.read(self._max_bytes + 1)
             finally:
                 body.close()
@@ -200,8 +202,6 @@ class S3Source:
             raise _client_error(error) from error
         except BotoCoreError as error:
             raise _boto_error(error) from error
-        if len(data) > self._max_bytes:
-            raise too_large(len(data), self._max_bytes)
         return data
 
     def list(self) -> Iterator[str]:

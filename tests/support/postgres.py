@@ -17,7 +17,6 @@ import os
 import pwd
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -28,6 +27,8 @@ import psycopg
 import pytest
 from psycopg import sql
 from sqlalchemy.engine import make_url
+
+from tests.support.net import free_port
 
 SKIP_VARIABLE = "FACEGATE_TEST_SKIP_POSTGRES"
 SERVER_USER = "postgres"
@@ -56,13 +57,6 @@ def find_binaries() -> Path | None:
 
 def _version_key(name: str) -> tuple[int, ...]:
     return tuple(int(part) for part in re.findall(r"\d+", name))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class _Cluster:
@@ -126,7 +120,7 @@ class _Cluster:
         failure: PostgresUnavailableError | None = None
         # Another process may take the free port before the server binds it.
         for _ in range(_START_ATTEMPTS):
-            port = _free_port()
+            port = free_port()
             options = f"-c listen_addresses=127.0.0.1 -p {port} -k {self.sockets} -c fsync=on"
             try:
                 self.run(

@@ -326,11 +326,19 @@ def _parse_json(body: bytes) -> object:
     # msgspec rather than orjson for reading: it turns a multi-megabyte base64 string into
     # a str several times faster. RecursionError: nesting deeper than it allows.
     try:
-        return _JSON.decode(body)
+        parsed = _JSON.decode(body)
     except (msgspec.DecodeError, RecursionError):
         raise FacegateError(
             ErrorType.INVALID_REQUEST, "The request body is not valid JSON."
         ) from None
+    if parsed is None:
+        # A body of JSON null is a body, not its absence: POST /v1.1/tags/{name} creates
+        # without a body and renames with one, so null must not pass for none.
+        raise FacegateError(
+            ErrorType.INVALID_REQUEST,
+            "The request body is JSON null; send a JSON object, or no body.",
+        )
+    return parsed
 
 
 async def _send(send: Send, reply: Reply, request_id: str, started: float) -> None:

@@ -303,6 +303,9 @@ def test_a_tag_is_renamed_by_post_as_published(gallery_a: SignedClient) -> None:
     assert missing.status_code == 404, missing.text
     empty = gallery_a.call("POST", "/v1.1/tags/id-post", {"newName": ""})
     assert empty.status_code == 400, empty.text
+    null = gallery_a.call("POST", "/v1.1/tags/null-body", b"null")
+    assert null.status_code == 400, null.text
+    assert "null-body" not in gallery_a.call("GET", "/v1.1/tags").json()
     assert gallery_a.call("DELETE", "/v1.1/tags/id-post").status_code == 200
 
 

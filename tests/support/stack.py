@@ -180,7 +180,11 @@ class SignedClient:
         url = self.base_url + quote(path, safe="/%")
         if query:
             url += "?" + urlencode(query)
-        data = b"" if body is None else json.dumps(body).encode("utf-8")
+        # bytes go as they are, for bodies json.dumps cannot write (e.g. a bare JSON null)
+        if isinstance(body, bytes):
+            data = body
+        else:
+            data = b"" if body is None else json.dumps(body).encode("utf-8")
         all_headers = {"content-type": "application/json", **(headers or {})}
         if self.api_key is not None:
             all_headers["x-api-key"] = self.api_key

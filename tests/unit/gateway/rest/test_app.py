@@ -37,3 +37,10 @@ def test_bodies_that_are_not_json_are_invalid_requests(body: bytes) -> None:
 def test_json_bodies_parse_as_plain_values() -> None:
     parsed = _parse_json(b'{"probe": "QUJD", "limit": 5, "tags": ["a"], "x": null, "a": 1.5}')
     assert parsed == {"probe": "QUJD", "limit": 5, "tags": ["a"], "x": None, "a": 1.5}
+
+
+def test_a_body_of_json_null_is_refused_not_read_as_no_body() -> None:
+    for body in (b"null", b" null\n"):
+        with pytest.raises(FacegateError) as caught:
+            _parse_json(body)
+        assert caught.value.error_type is ErrorType.INVALID_REQUEST

@@ -2,8 +2,9 @@
 signed fresh with botocore's SigV4, as NEC ID's SDKs do) or of the gateway's gRPC Face
 service, with latencies and throughput summarised.
 
-:func:`run_load` is meant to run in a separate process (bench/gateway_bench.py starts it
-with the "spawn" method), so the clients' Python work does not hold the server's GIL.
+:func:`run_load` is meant to run in another process than the server's (bench/gateway_bench.py
+runs it in its own process, the service in bench/gateway_side.py's), so the clients'
+Python work does not hold the server's GIL.
 One thread per client, each with its own HTTP connection or gRPC channel; the requests
 are handed out from one shared sequence, request ``i`` being ``calls[i % len(calls)]``.
 A request is signed (or its message built) before its timer starts, so latencies are
@@ -246,20 +247,38 @@ class _GrpcClient:
         self._channel.close()
 
 
-def run_load(spec: LoadSpec) -> LoadRun:
-    """Send ``spec.warmup`` then ``spec.requests`` requests from ``spec.clients`` threads."""
+def run_load(
+    spec: LoadSpec,
+    *,
+    measuring: Callable[[], None] | None = None,
+    measured: Callable[[], None] | None = None,
+) -> LoadRun:
+    """Send ``spec.warmup`` then ``spec.requests`` requests from ``spec.clients`` threads.
+
+    ``measuring`` is called once every client has finished its warm-up, before any
+    measured request is sent; ``measured`` once the last measured request has been
+    answered (e.g. to read the server's CPU time around the measured requests alone)."""
     if spec.clients < 1 or spec.requests < 1 or not spec.calls:
         raise ValueError("a load needs clients, requests and calls")
     if spec.protocol not in (REST, GRPC):
         raise ValueError(f"unknown protocol {spec.protocol!r}")
-    warmup, measured = _Sequence(spec.warmup), _Sequence(spec.requests)
-    barrier = threading.Barrier(spec.clients + 1, timeout=_BARRIER_TIMEOUT_S)
+    warmup, numbers = _Sequence(spec.warmup), _Sequence(spec.requests)
     latencies: list[float] = []
     own: list[float] = []
     server_own: list[float] = []
     failures: Counter[str] = Counter()
     errors: list[BaseException] = []
     lock = threading.Lock()
+
+    def warmed_up() -> None:
+        if measuring is not None:
+            try:
+                measuring()
+            except BaseException as error:
+                errors.append(error)
+                raise
+
+    barrier = threading.Barrier(spec.clients + 1, action=warmed_up, timeout=_BARRIER_TIMEOUT_S)
 
     def client() -> None:
         try:
@@ -274,7 +293,7 @@ def run_load(spec: LoadSpec) -> LoadRun:
             while (number := warmup.take()) is not None:
                 session.prepare(spec.calls[number % len(spec.calls)])()
             barrier.wait()
-            while (number := measured.take()) is not None:
+            while (number := numbers.take()) is not None:
                 send = session.prepare(spec.calls[number % len(spec.calls)])
                 start = time.perf_counter()
                 answer = send()
@@ -308,4 +327,6 @@ def run_load(spec: LoadSpec) -> LoadRun:
     wall_s = time.perf_counter() - start
     if errors:
         raise errors[0]
+    if measured is not None:
+        measured()
     return LoadRun(tuple(latencies), tuple(own), wall_s, dict(failures), tuple(server_own))

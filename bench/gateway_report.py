@@ -140,6 +140,65 @@ def cheap_section(cheap: dict[str, Any], cores: int) -> str:
     return "\n".join(lines)
 
 
+def _pair_cell(pair: dict[str, float | None], digits: int = 2) -> str:
+    current, baseline, ratio = pair["current"], pair["baseline"], pair["ratio"]
+    if current is None or baseline is None:
+        return "- | - | -"
+    shown = "-" if ratio is None else f"{ratio:.2f}x"
+    return f"{current:.{digits}f} | {baseline:.{digits}f} | {shown}"
+
+
+def rest_cpu_section(result: dict[str, Any]) -> str:
+    """REST CPU per request at each level (and against the baseline revision, when one
+    ran): what the REST process's own threads spend on a request."""
+    lines = [
+        "REST process CPU per request (ms; " + result.get("rest_cpu_note", "") + "):",
+        "",
+    ]
+    compared = result.get("comparison")
+    if compared is None:
+        lines += ["| size | call | clients | REST CPU ms |", "|---|---|---|---|"]
+        for n, size in result["sizes"].items():
+            for name in ("search", "verify"):
+                for clients, level in size["rest"][name].items():
+                    cpu = level.get("rest_cpu_ms_per_request")
+                    lines.append(f"| {int(n):,} | {name} | {clients} | {_ms(cpu)} |")
+        return "\n".join(lines)
+    baseline = result["baseline"]
+    lines[0] = (
+        f"Against revision {baseline['revision']} (`--baseline {baseline['ref']}`), same run "
+        f"({result['interleaving']}). " + lines[0]
+    )
+    lines += [
+        "| size | figure | this tree | baseline | ratio |",
+        "|---|---|---|---|---|",
+    ]
+    for n, size in compared.items():
+        if not n.isdigit():
+            continue
+        label = f"{int(n):,}"
+        lines.append(
+            f"| {label} | search overhead p50 ms (Server-Timing total - backend) | "
+            f"{_pair_cell(size['search_server_p50_ms'])} |"
+        )
+        lines.append(
+            f"| {label} | search overhead p50 ms (per request, client side) | "
+            f"{_pair_cell(size['search_paired_p50_ms'])} |"
+        )
+        for name, levels in size["rest_cpu_ms_per_request"].items():
+            for clients, pair in levels.items():
+                lines.append(
+                    f"| {label} | REST CPU ms/request, {name}, {clients} clients | "
+                    f"{_pair_cell(pair, 3)} |"
+                )
+    for clients, pair in compared.get("cheap_rest_cpu_ms_per_request", {}).items():
+        lines.append(
+            f"| - | REST CPU ms/request, GET /v1.1/tags, {clients} clients | "
+            f"{_pair_cell(pair, 3)} |"
+        )
+    return "\n".join(lines)
+
+
 def render(result: dict[str, Any]) -> str:
     """The generated section's text."""
     requests = ", ".join(f"{count} with {c}" for c, count in result["requests"].items())
@@ -147,7 +206,8 @@ def render(result: dict[str, Any]) -> str:
     parts = [
         "### Gateway (REST API end to end)",
         "",
-        f"`{result['command']}` ({result['machine']}). Every service in one process "
+        f"`{result['command']}` ({result['machine']}; revision "
+        f"{result.get('revision', '-')}). Every service in one process "
         f"(extractor, matcher shard, gateway, REST shim; SQLite store; rate limit off). "
         f"Synthetic people: {synth['templates_per_subject']} templates each of "
         f"{synth['model_id']} ({synth['dim']}-d, bench/synthetic.py statistics), written "
@@ -161,6 +221,7 @@ def render(result: dict[str, Any]) -> str:
     for size in result["sizes"].values():
         parts += [size_section(size), ""]
     parts += [cheap_section(result["cheap"], result["server_cores"]), ""]
+    parts += [rest_cpu_section(result), ""]
     t = result["targets"]["overhead_p50_ms"]
     verdict = {True: "met", False: "NOT met", None: "not measured"}[t["met"]]
     value = "-" if t["value"] is None else f"{t['value']:.2f} ms"

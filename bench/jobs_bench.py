@@ -101,7 +101,7 @@ from facegate.contract import API_KEY_METADATA
 from facegate.settings import Settings
 from facegate.v1 import extractor_pb2, extractor_pb2_grpc, jobs_pb2, jobs_pb2_grpc
 from gateway.deps import MIN_QUALITY_FLOOR
-from gateway.replication import now_ms
+from gateway.ports import system_clock_ms as now_ms
 from gateway.store import jobs
 from gateway.store.schema import job_records
 from gateway.tenancy import create_tenant

@@ -26,14 +26,14 @@ CPU time where the work spans threads), median of ``--stage-rounds``:
 - body read: gateway.rest.body.read_body over ASGI messages of 64 KiB (uvicorn's flow
   control pauses reading at that size), joining them and the payload's SHA-256 (process
   CPU time: large bodies are hashed on a worker thread while they arrive);
-- SigV4: gateway.rest.sigv4.verify of the botocore-signed request, given that hash;
+- SigV4: facegate.sigv4.verify of the botocore-signed request, given that hash;
 - JSON parse: gateway.rest.app's parser of the body;
 - REST -> proto: the search route's builder (base64 decode, FaceSearchRequest);
 - gRPC shim -> gateway: one Face.Search call on a grpc.aio channel, as the shim makes it,
   to a server built like the gateway's whose servicer reads the probe and answers empty
   (process CPU time: serialisation, HTTP/2 on loopback, parsing on the server's thread);
-- gRPC gateway -> extractor: gateway.backends.ExtractorClient.probe_face of the image to
-  a server built like the extractor's whose servicer reads the image and answers a face.
+- gRPC gateway -> extractor: gateway.adapters.extractor.ExtractorClient.probe_face of the image
+  to a server built like the extractor's whose servicer reads the image and answers a face.
 
 Each row also gives the image-sized copies it makes (from the code) and the peak of new
 Python-heap memory while it runs (tracemalloc; protobuf's arena is not Python heap).

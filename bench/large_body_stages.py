@@ -24,11 +24,12 @@ from google.protobuf.message import Message
 
 from facegate.grpcserver import bind, new_server
 from facegate.settings import ExtractorSettings
+from facegate.sigv4 import SignedRequest, verify
 from facegate.v1 import extractor_pb2, face_pb2, face_pb2_grpc
-from gateway.backends import MAX_MESSAGE_BYTES, ExtractorClient, open_channel
+from gateway.adapters.channel import MAX_MESSAGE_BYTES, open_channel
+from gateway.adapters.extractor import ExtractorClient
 from gateway.rest import app, routes
 from gateway.rest.body import read_body
-from gateway.rest.sigv4 import SignedRequest, verify
 from tests.support.stack import REGION, SignedClient, b64
 
 SEARCH = "/v1.1/face/search"

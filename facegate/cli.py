@@ -21,22 +21,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from facegate.compose import SERVICES
 from facegate.errors import ErrorType, FacegateError
 from facegate.logs import configure_logging
 from facegate.settings import Settings
 
 if TYPE_CHECKING:
-    import grpc
-
     from gateway.bootstrap import DevCredentials
     from gateway.deps import GatewayDeps
 
@@ -225,7 +222,7 @@ def cmd_bulk_register(args: argparse.Namespace) -> int:
     with a live progress bar on stderr and a JSON summary on stdout."""
     import os
 
-    from gateway.backends import open_channel
+    from gateway.adapters.channel import open_channel
     from gateway.bulk_client import BulkClient, run_bulk_register
     from gateway.sources import SourceConfig
 
@@ -261,7 +258,8 @@ def cmd_bulk_register(args: argparse.Namespace) -> int:
 def cmd_matcher_resync(args: argparse.Namespace) -> int:
     """Send every active event in the store to the matcher shards the settings name
     (FACEGATE_GATEWAY_MATCHER_ADDRESSES), placed by the current shard count."""
-    from gateway.backends import MatcherClient, open_channel
+    from gateway.adapters.channel import open_channel
+    from gateway.adapters.matcher import MatcherClient
     from gateway.resync import resync
     from gateway.server import open_store
 
@@ -287,107 +285,40 @@ def cmd_matcher_resync(args: argparse.Namespace) -> int:
     return 0
 
 
-SERVICES = ("extractor", "matcher", "gateway", "rest")
-
-
-class _Started:
-    """A started server of the all-in-one process: how to stop it."""
-
-    def __init__(self, name: str, port: int, stop: Callable[[], None]) -> None:
-        self.name, self.port, self.stop = name, port, stop
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     """Start the services named, each on its own port, and run until SIGINT/SIGTERM.
 
-    Services start in dependency order (extractor and matcher, then the gateway that calls
-    them, then the REST shim that calls the gateway), each told the ports the previous ones
-    actually bound (port 0 = any free port). A configuration error (no models, a bad shard
-    index, an unreachable database) exits before anything listens for long. On a signal
-    the servers stop in reverse order, with a grace period for calls in flight, then
-    their resources close.
+    The services are composed by :func:`facegate.compose.compose` (dependency order, bound
+    ports passed on). A configuration error (no models, a bad shard index, an unreachable
+    database) exits before anything listens for long. On a signal the servers stop in
+    reverse order, with a grace period for calls in flight, then their resources close.
     """
     from facegate.allocator import tune_allocator
+    from facegate.compose import compose
     from facegate.metrics import serve_metrics
 
     tune_allocator()
     settings = _settings(args)
     wanted = SERVICES if args.service == "all" else (args.service,)
-    log = logging.getLogger("facegate")
-    started: list[_Started] = []
-    closers: list[Callable[[], None]] = []
+    if "matcher" in wanted:
+        from matcher.blas import set_blas_threads
 
-    def grpc_started(name: str, server: grpc.Server, port: int) -> None:
-        def stop() -> None:
-            server.stop(grace=5).wait()
-
-        server.start()
-        started.append(_Started(name, port, stop))
-        log.info("%s gRPC listening on %s:%d", name, settings.host, port)
-
+        # The shard's exact scans run one per gRPC worker thread already.
+        set_blas_threads(1)
+    composed = compose(settings, wanted)
     try:
-        if "extractor" in wanted:
-            from extractor.loader import load_extractor
-            from extractor.server import ExtractorDeps
-            from extractor.server import create_server as create_extractor_server
-
-            extractor = load_extractor(settings)
-            closers.append(extractor.close)
-            server, port = create_extractor_server(settings, ExtractorDeps(extractor))
-            grpc_started("extractor", server, port)
-            settings = replace(settings, extractor_port=port)
-        if "matcher" in wanted:
-            from matcher.blas import set_blas_threads
-            from matcher.server import MatcherDeps, open_shard
-            from matcher.server import create_server as create_matcher_server
-
-            set_blas_threads(1)
-            shard = open_shard(settings)
-            closers.append(shard.close)
-            server, port = create_matcher_server(settings, MatcherDeps(shard))
-            grpc_started("matcher", server, port)
-            settings = replace(settings, matcher_port=port)
-        store = None
-        first_run = None
-        if "gateway" in wanted:
-            from gateway.server import create_server as create_gateway_server
-            from gateway.server import open_gateway
-
-            gateway = open_gateway(settings)
-            closers.append(gateway.close)
-            store = (gateway.deps.database, gateway.deps.secrets)
-            if args.service == "all":
-                first_run = _first_run(gateway.deps)
-            server, port = create_gateway_server(settings, gateway)
-            grpc_started("gateway", server, port)
-            settings = replace(settings, grpc_port=port)
-        if "rest" in wanted:
-            from gateway.rest.guard import SecretDirectory
-            from gateway.rest.server import RestDeps
-            from gateway.rest.server import create_server as create_rest_server
-            from gateway.server import open_store
-
-            if store is None:
-                store = open_store(settings)
-                closers.append(store[0].close)
-            rest, port = create_rest_server(settings, RestDeps(SecretDirectory(*store)))
-            rest.start()
-            started.append(_Started("rest", port, rest.stop))
-            settings = replace(settings, rest_port=port)
-            log.info("REST API listening on http://%s:%d", settings.host, port)
-        if first_run is not None:
-            _print_first_run(settings, first_run)
+        if args.service == "all" and composed.gateway is not None:
+            first_run = _first_run(composed.gateway.deps)
+            if first_run is not None:
+                _print_first_run(composed.settings, first_run)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         serve_metrics(settings.metrics_port)
-        print(json.dumps({"listening": {s.name: s.port for s in started}}), flush=True)
+        print(json.dumps({"listening": composed.ports}), flush=True)
         stop.wait()
     finally:
-        for service in reversed(started):
-            service.stop()
-        for close in reversed(closers):
-            close()
+        composed.close()
     return 0
 
 

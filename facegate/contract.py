@@ -24,7 +24,12 @@ DEFAULT_FACES: Final = 10
 API_KEY_METADATA: Final = "x-api-key"
 """gRPC metadata of the public API: the application's API key (selects the gallery)."""
 ACCESS_KEY_METADATA: Final = "facegate-access-key-id"
-"""gRPC metadata of the public API: the tenant's access key id."""
-SECRET_KEY_METADATA: Final = "facegate-secret-access-key"
-"""gRPC metadata of the public API: the tenant's secret (issue 15 replaces it with a
-signature, so that no secret crosses a process boundary)."""
+"""gRPC metadata of the public API: the access key id of a call signed by its caller
+(facegate/rpc_auth.py)."""
+SIGNED_AT_METADATA: Final = "facegate-signed-at"
+"""gRPC metadata of the public API: when a signed call was signed."""
+SIGNATURE_METADATA: Final = "facegate-signature"
+"""gRPC metadata of the public API: a signed call's signature. No secret is ever sent."""
+FORWARDED_REQUEST_METADATA: Final = "facegate-forwarded-request-bin"
+"""gRPC metadata from the REST shim: the HTTP request's SigV4 signature and what it
+covers, a serialised facegate.v1.ForwardedHttpRequest, verified by the gateway."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent import futures
 from typing import Any
 
@@ -100,10 +100,16 @@ MESSAGE_OVERHEAD = 1 << 20
 """Room for a message's framing and other fields beside the images it carries."""
 
 
-def new_server(*, workers: int, max_message_bytes: int) -> grpc.Server:
+def new_server(
+    *,
+    workers: int,
+    max_message_bytes: int,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
+) -> grpc.Server:
+    """A server whose calls pass the shared interceptor first, then ``interceptors``."""
     return grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="grpc"),
-        interceptors=[ErrorAndMetricsInterceptor()],
+        interceptors=[ErrorAndMetricsInterceptor(), *interceptors],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),

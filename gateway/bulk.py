@@ -19,7 +19,6 @@ from facegate.errors import ErrorType, FacegateError
 from facegate.metrics import JOBS_SUBMITTED
 from facegate.settings import JobsSettings
 from gateway.deps import GatewayDeps, new_id
-from gateway.replication import now_ms
 from gateway.sources import SourceConfig, check_config, check_filename
 from gateway.store import jobs, tags
 from gateway.store.records import Application, BulkSource, JobRecordRow
@@ -102,7 +101,7 @@ class BulkJobs:
             secret_ciphertext=sealed,
         )
         with self._deps.database.write() as conn:
-            jobs.set_bulk_source(conn, source, now_ms())
+            jobs.set_bulk_source(conn, source, self._deps.clock())
 
     def wake(self) -> None:
         """Tell the workers new records wait (instead of their next poll)."""
@@ -153,7 +152,7 @@ class BulkJobs:
                 application_id=application.id,
                 source=source,
                 records=[(new_id(), r.filename, masks[r.tags]) for r in registrations],
-                now_ms=now_ms(),
+                now_ms=self._deps.clock(),
             )
         JOBS_SUBMITTED.inc()
         self.wake()

@@ -37,11 +37,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from facegate.errors import ErrorType, FacegateError
 from facegate.metrics import JOB_RECORDS
 from facegate.settings import JobsSettings
-from gateway.backends import Face
 from gateway.bulk import BulkJobs
 from gateway.deps import GatewayDeps, new_id
 from gateway.enrolment import new_event, store_events
-from gateway.replication import now_ms
+from gateway.faces import Face
 from gateway.sources import ImageSource, SourceError, open_source
 from gateway.store import events, galleries, jobs
 from gateway.store.records import (
@@ -180,7 +179,7 @@ class BulkWorker:
             with self._deps.database.write() as conn:
                 claimed = jobs.claim_records(
                     conn,
-                    now_ms=now_ms(),
+                    now_ms=self._deps.clock(),
                     lease_ms=int(self._settings.lease_s * 1000),
                     limit=free,
                 )
@@ -268,23 +267,26 @@ class BulkWorker:
             by_job.setdefault(done.job.id, []).append(done)
         changes: list[Change] = []
         counts: Counter[str] = Counter()
+        now_ms = self._deps.clock()
         with self._deps.database.write() as conn:
             for job_batch in by_job.values():
                 job = job_batch[0].job
                 failure: _Failure | None = None
                 with conn.begin_nested() as savepoint:
                     try:
-                        outcomes, retries, job_changes = self._register(conn, job, job_batch)
+                        outcomes, retries, job_changes = self._register(
+                            conn, job, job_batch, now_ms
+                        )
                         # _register took the records (new_record_seqs): still theirs.
-                        jobs.record_outcomes(conn, job.id, outcomes, now_ms())
+                        jobs.record_outcomes(conn, job.id, outcomes, now_ms)
                     except SQLAlchemyError:
                         raise  # the store's trouble: the whole batch is retried
                     except Exception as error:  # this job's (its gallery is gone...)
                         savepoint.rollback()
                         failure = self._job_failure(job, error)
                 if failure is not None:
-                    outcomes, retries = self._failures([(d, failure) for d in job_batch])
-                    finished = jobs.finish_records(conn, job.id, outcomes, now_ms())
+                    outcomes, retries = self._failures([(d, failure) for d in job_batch], now_ms)
+                    finished = jobs.finish_records(conn, job.id, outcomes, now_ms)
                     outcomes = [o for o in outcomes if o.seq in finished]
                     job_changes = []
                 jobs.retry_records(conn, job.id, retries)
@@ -298,7 +300,7 @@ class BulkWorker:
             JOB_RECORDS.labels(kind).inc(count)
 
     def _register(
-        self, conn: Connection, job: JobRow, batch: list[_Done]
+        self, conn: Connection, job: JobRow, batch: list[_Done], now_ms: int
     ) -> tuple[list[RecordOutcome], list[RecordRetry], list[Change]]:
         """Registers the faces of the job's records that are still new (another worker may
         have finished one after its lease ran out); their outcomes, the retries and the
@@ -317,14 +319,16 @@ class BulkWorker:
                 subject_id=new_id(), event_id=new_id(), mask=done.record.tag_mask, face=done.face
             )
             registering.append((done, event))
-        added, changes = store_events(conn, job.gallery_id, [event for _, event in registering])
+        added, changes = store_events(
+            conn, job.gallery_id, [event for _, event in registering], now_ms=now_ms
+        )
         stored = registering[: len(added.rows)]
         events.create_subjects(
-            conn, job.gallery_id, [event.subject_id for _, event in stored], now_ms()
+            conn, job.gallery_id, [event.subject_id for _, event in stored], now_ms
         )
         full = _Failure(events.gallery_full(added.gallery_size).message, transient=False)
         failed += [(done, full) for done, _ in registering[len(stored) :]]
-        outcomes, retries = self._failures(failed)
+        outcomes, retries = self._failures(failed, now_ms)
         outcomes += [
             RecordOutcome(
                 done.record.seq,
@@ -338,7 +342,7 @@ class BulkWorker:
         return outcomes, retries, changes
 
     def _failures(
-        self, failed: list[tuple[_Done, _Failure]]
+        self, failed: list[tuple[_Done, _Failure]], now_ms: int
     ) -> tuple[list[RecordOutcome], list[RecordRetry]]:
         """Final failures, and the records to put back with a back-off because their
         failure may pass (until they run out of attempts)."""
@@ -350,7 +354,7 @@ class BulkWorker:
             if failure.transient and attempts < settings.max_attempts:
                 delay_s = min(settings.retry_max_s, settings.retry_base_s * 2 ** (attempts - 1))
                 retries.append(
-                    RecordRetry(done.record.seq, now_ms() + int(delay_s * 1000), failure.reason)
+                    RecordRetry(done.record.seq, now_ms + int(delay_s * 1000), failure.reason)
                 )
                 continue
             reason = failure.reason

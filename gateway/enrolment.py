@@ -12,15 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
-from google.protobuf import json_format
 from sqlalchemy import Connection
 
 from facegate.errors import ErrorType, FacegateError
-from facegate.v1 import common_pb2
-from gateway.backends import Face
 from gateway.deps import GatewayDeps, new_id
-from gateway.replication import now_ms, record_change, record_event_changes
+from gateway.faces import Face, FaceAttributes, attributes_json
+from gateway.replication import record_change, record_event_changes
 from gateway.store import events, tags
 from gateway.store.changes import KIND_EVENT
 from gateway.store.records import Application, Change, EventListing, NewEvent
@@ -33,7 +30,7 @@ MAX_PAGE = 1000
 class Registered:
     subject_id: str
     event_id: str
-    attributes: common_pb2.FaceAttributes
+    attributes: FaceAttributes
 
 
 def require_image(image: bytes, field: str) -> None:
@@ -78,11 +75,18 @@ class Enrolment:
         self._tag_mask(gallery_id, tag_names)
         face = self._face(application, image)
         subject_id, event_id = new_id(), new_id()
+        now_ms = self._deps.clock()
         with self._deps.database.write() as conn:
             mask = tags.tag_mask(conn, gallery_id, tag_names)
-            events.create_subject(conn, gallery_id, subject_id, now_ms())
+            events.create_subject(conn, gallery_id, subject_id, now_ms)
             change = store_event(
-                conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
+                conn,
+                gallery_id,
+                subject_id=subject_id,
+                event_id=event_id,
+                mask=mask,
+                face=face,
+                now_ms=now_ms,
             )
         self._deps.replicator.push([change])
         return Registered(subject_id, event_id, face.attributes)
@@ -101,11 +105,15 @@ class Enrolment:
     def unregister_subject(self, application: Application, subject_id: str) -> None:
         require_id(subject_id, "id")
         gallery_id = application.gallery_id
+        now_ms = self._deps.clock()
         with self._deps.database.write() as conn:
-            retired = events.mark_subject_deleted(conn, gallery_id, subject_id, now_ms())
+            retired = events.mark_subject_deleted(conn, gallery_id, subject_id, now_ms)
             if not retired:
                 raise subject_not_found(subject_id)
-            pending = [record_change(conn, gallery_id, KIND_EVENT, event_id=e) for e in retired]
+            pending = [
+                record_change(conn, gallery_id, KIND_EVENT, event_id=e, now_ms=now_ms)
+                for e in retired
+            ]
         self._deps.replicator.push(pending)
 
     def list_rows(
@@ -158,12 +166,19 @@ class Enrolment:
         self._require_event(gallery_id, subject_id, event_id)
         self._tag_mask(gallery_id, tag_names)
         face = self._face(application, image)
+        now_ms = self._deps.clock()
         with self._deps.database.write() as conn:
             mask = tags.tag_mask(conn, gallery_id, tag_names)
-            if not events.mark_event_deleted(conn, gallery_id, subject_id, event_id, now_ms()):
+            if not events.mark_event_deleted(conn, gallery_id, subject_id, event_id, now_ms):
                 raise self._event_not_found(subject_id, event_id)
             change = store_event(
-                conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
+                conn,
+                gallery_id,
+                subject_id=subject_id,
+                event_id=event_id,
+                mask=mask,
+                face=face,
+                now_ms=now_ms,
             )
         self._deps.replicator.push([change])
         return Registered(subject_id, event_id, face.attributes)
@@ -172,10 +187,11 @@ class Enrolment:
         require_id(subject_id, "id")
         require_id(event_id, "eventId")
         gallery_id = application.gallery_id
+        now_ms = self._deps.clock()
         with self._deps.database.write() as conn:
-            if not events.mark_event_deleted(conn, gallery_id, subject_id, event_id, now_ms()):
+            if not events.mark_event_deleted(conn, gallery_id, subject_id, event_id, now_ms):
                 raise self._event_not_found(subject_id, event_id)
-            change = record_change(conn, gallery_id, KIND_EVENT, event_id=event_id)
+            change = record_change(conn, gallery_id, KIND_EVENT, event_id=event_id, now_ms=now_ms)
         self._deps.replicator.push([change])
 
     # ----------------------------------------------------------------- helpers
@@ -198,19 +214,27 @@ class Enrolment:
         self._tag_mask(gallery_id, tag_names)
         face = self._face(application, image)
         event_id = new_id()
+        now_ms = self._deps.clock()
         with self._deps.database.write() as conn:
             if not events.subject_exists(conn, gallery_id, subject_id):
                 raise subject_not_found(subject_id)
             mask = tags.tag_mask(conn, gallery_id, tag_names)
             pending: list[Change] = []
             if replace_all:
-                retired = events.mark_subject_deleted(conn, gallery_id, subject_id, now_ms())
+                retired = events.mark_subject_deleted(conn, gallery_id, subject_id, now_ms)
                 pending += [
-                    record_change(conn, gallery_id, KIND_EVENT, event_id=e) for e in retired
+                    record_change(conn, gallery_id, KIND_EVENT, event_id=e, now_ms=now_ms)
+                    for e in retired
                 ]
             pending.append(
                 store_event(
-                    conn, gallery_id, subject_id=subject_id, event_id=event_id, mask=mask, face=face
+                    conn,
+                    gallery_id,
+                    subject_id=subject_id,
+                    event_id=event_id,
+                    mask=mask,
+                    face=face,
+                    now_ms=now_ms,
                 )
             )
         self._deps.replicator.push(pending)
@@ -251,12 +275,13 @@ def store_event(
     event_id: str,
     mask: int,
     face: Face,
+    now_ms: int,
 ) -> Change:
     """Write an active event of the face, and its outbox row, in the caller's
     transaction; push the returned change after the commit."""
     event = new_event(subject_id=subject_id, event_id=event_id, mask=mask, face=face)
-    events.insert_event(conn, gallery_id=gallery_id, **vars(event), now_ms=now_ms())
-    return record_change(conn, gallery_id, KIND_EVENT, event_id=event_id)
+    events.insert_event(conn, gallery_id=gallery_id, **vars(event), now_ms=now_ms)
+    return record_change(conn, gallery_id, KIND_EVENT, event_id=event_id, now_ms=now_ms)
 
 
 def new_event(*, subject_id: str, event_id: str, mask: int, face: Face) -> NewEvent:
@@ -265,15 +290,16 @@ def new_event(*, subject_id: str, event_id: str, mask: int, face: Face) -> NewEv
         subject_id=subject_id,
         tag_mask=mask,
         model_id=face.template.model_id,
-        template=np.asarray(face.vector, dtype="<f4").tobytes(),
-        attributes_json=json_format.MessageToJson(face.attributes, indent=None),
+        template=face.template.to_bytes(),
+        attributes_json=attributes_json(face.attributes),
     )
 
 
 def store_events(
-    conn: Connection, gallery_id: str, new: Sequence[NewEvent]
+    conn: Connection, gallery_id: str, new: Sequence[NewEvent], *, now_ms: int
 ) -> tuple[events.AddedEvents, list[Change]]:
     """:func:`store_event` for several events: as many as the gallery has slots for, in
     order (``AddedEvents.rows``), with the changes to push after the commit."""
-    added = events.insert_events(conn, gallery_id, new, now_ms())
-    return added, record_event_changes(conn, gallery_id, [row.event_id for row in added.rows])
+    added = events.insert_events(conn, gallery_id, new, now_ms)
+    event_ids = [row.event_id for row in added.rows]
+    return added, record_event_changes(conn, gallery_id, event_ids, now_ms=now_ms)

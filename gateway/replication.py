@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import ExitStack
 
-import numpy as np
 from sqlalchemy import Connection
 
 from facegate.errors import FacegateError
-from facegate.v1 import matcher_pb2
-from gateway.backends import MatcherClient
+from gateway.faces import Template
 from gateway.periodic import Periodic
+from gateway.ports import Clock, IndexEntry, TemplateIndex, system_clock_ms
 from gateway.store import changes
 from gateway.store.changes import KIND_CLEAR_TAG_BIT, KIND_DROP_GALLERY, KIND_EVENT
 from gateway.store.database import Database
@@ -43,21 +41,15 @@ _LOCK_STRIPES = 64
 _REPLAY_BATCH = 500
 
 
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def matcher_entry(row: EventRow) -> matcher_pb2.MatcherEntry:
-    """The matcher's copy of an active event."""
-    entry = matcher_pb2.MatcherEntry(
+def index_entry(row: EventRow) -> IndexEntry:
+    """The matchers' copy of an active event."""
+    return IndexEntry(
         gallery_id=row.gallery_id,
         event_id=row.event_id,
         subject_id=row.subject_id,
+        template=Template.from_bytes(row.model_id, row.template),
         tag_mask=row.tag_mask,
     )
-    entry.template.model_id = row.model_id
-    entry.template.embedding.extend(np.frombuffer(row.template, dtype="<f4").tolist())
-    return entry
 
 
 def record_change(
@@ -65,23 +57,22 @@ def record_change(
     gallery_id: str,
     kind: str,
     *,
+    now_ms: int,
     event_id: str | None = None,
     bit: int | None = None,
 ) -> Change:
     """Add a changes row in the caller's transaction; push it after the commit."""
     change_id = changes.add_change(
-        conn, gallery_id=gallery_id, kind=kind, event_id=event_id, bit=bit, now_ms=now_ms()
+        conn, gallery_id=gallery_id, kind=kind, event_id=event_id, bit=bit, now_ms=now_ms
     )
     return Change(id=change_id, gallery_id=gallery_id, kind=kind, event_id=event_id, bit=bit)
 
 
 def record_event_changes(
-    conn: Connection, gallery_id: str, event_ids: Sequence[str]
+    conn: Connection, gallery_id: str, event_ids: Sequence[str], *, now_ms: int
 ) -> list[Change]:
     """:func:`record_change` of several events, in one statement."""
-    ids = changes.add_event_changes(
-        conn, gallery_id=gallery_id, event_ids=event_ids, now_ms=now_ms()
-    )
+    ids = changes.add_event_changes(conn, gallery_id=gallery_id, event_ids=event_ids, now_ms=now_ms)
     return [
         Change(id=i, gallery_id=gallery_id, kind=KIND_EVENT, event_id=e, bit=None)
         for i, e in zip(ids, event_ids, strict=True)
@@ -95,9 +86,9 @@ class Replicator:
     def __init__(
         self,
         database: Database,
-        matcher: MatcherClient,
+        matcher: TemplateIndex,
         *,
-        clock_ms: Callable[[], int] = now_ms,
+        clock_ms: Clock = system_clock_ms,
     ) -> None:
         self._database = database
         self._matcher = matcher
@@ -204,7 +195,7 @@ class Replicator:
             with self._database.read() as conn:
                 found = {g: active_event_rows(conn, g, ids) for g, ids in by_gallery.items()}
             rows = {(g, e): found[g].get(e) for g, e in keys}
-            upserts = [matcher_entry(row) for row in rows.values() if row is not None]
+            upserts = [index_entry(row) for row in rows.values() if row is not None]
             if upserts:
                 self._matcher.upsert(upserts)
             gone: dict[str, list[str]] = {}

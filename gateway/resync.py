@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gateway.backends import MatcherClient
-from gateway.replication import matcher_entry
+from gateway.ports import TemplateIndex
+from gateway.replication import index_entry
 from gateway.store import events, galleries, tenants
 from gateway.store.database import Database
 
@@ -21,7 +21,7 @@ PAGE = 1000
 
 def resync(
     database: Database,
-    matcher: MatcherClient,
+    matcher: TemplateIndex,
     *,
     progress: Callable[[int], None] | None = None,
 ) -> int:
@@ -40,7 +40,7 @@ def resync(
                 rows = events.active_rows_after(conn, gallery_id, after_row_id=after, limit=PAGE)
             if not rows:
                 break
-            matcher.upsert([matcher_entry(row) for row in rows])
+            matcher.upsert([index_entry(row) for row in rows])
             sent += len(rows)
             after = rows[-1].row_id
             if progress is not None:

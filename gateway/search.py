@@ -25,9 +25,9 @@ from facegate.contract import (
     MAX_SCORE,
 )
 from facegate.errors import ErrorType, FacegateError
-from facegate.v1 import common_pb2
 from gateway.deps import GatewayDeps
 from gateway.enrolment import require_id, require_image, subject_not_found
+from gateway.faces import Face, FaceAttributes
 from gateway.store import events, tags
 from gateway.store.records import Application
 
@@ -67,7 +67,7 @@ class CandidateMatch:
 @dataclass(frozen=True)
 class SearchResult:
     candidates: tuple[CandidateMatch, ...]
-    attributes: common_pb2.FaceAttributes
+    attributes: FaceAttributes
 
 
 def group_by_subject(hits: Sequence[tuple[str, str, int]]) -> tuple[CandidateMatch, ...]:
@@ -82,11 +82,19 @@ def group_by_subject(hits: Sequence[tuple[str, str, int]]) -> tuple[CandidateMat
     )
 
 
+def best_score(score_map: ScoreMap, probe: Face, references: Sequence[np.ndarray]) -> int:
+    """The highest score of the probe against references of the same model."""
+    if not references:
+        raise ValueError("no references")
+    similarities = np.stack(references) @ probe.vector
+    return score_map.score(float(similarities.max()))
+
+
 class Matching:
     def __init__(self, deps: GatewayDeps) -> None:
         self._deps = deps
 
-    def extract(self, image: bytes, *, limit: int | None) -> list[common_pb2.FaceAttributes]:
+    def extract(self, image: bytes, *, limit: int | None) -> list[FaceAttributes]:
         """Attributes of the image's faces, largest first; NoFace when there is none."""
         require_image(image, "faces")
         limit = DEFAULT_FACES if limit is None else limit
@@ -154,11 +162,11 @@ class Matching:
                 ErrorType.INVALID_REQUEST,
                 f"Subject {subject_id} has no template of model {face.template.model_id}.",
             )
-        return self._deps.extractor.best_score(face, references)
+        return best_score(self._deps.extractor.score_map(), face, references)
 
     def verify_faces(self, face_image: bytes, probe: bytes) -> int:
         """The score of two images' faces, no gallery involved."""
         require_image(face_image, "face")
         require_image(probe, "probe")
         reference, candidate = self._deps.extractor.probe_faces([face_image, probe])
-        return self._deps.extractor.best_score(candidate, [reference.vector])
+        return best_score(self._deps.extractor.score_map(), candidate, [reference.vector])

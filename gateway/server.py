@@ -27,18 +27,20 @@ from facegate.v1 import (
     tags_pb2,
     tags_pb2_grpc,
 )
-from gateway.backends import ExtractorClient, MatcherClient, open_channel
+from gateway.adapters.channel import open_channel
+from gateway.adapters.extractor import ExtractorClient
+from gateway.adapters.matcher import MatcherClient
 from gateway.bulk import BulkJobs
 from gateway.bulk_worker import BulkWorker
 from gateway.credentials import SecretBox, load_master_key
 from gateway.deps import GatewayDeps
 from gateway.enrolment import Enrolment
 from gateway.health import DependencyChecker, Readiness
+from gateway.identity import Callers, CallRecorder
 from gateway.replication import Replicator
 from gateway.search import Matching
 from gateway.servicers import (
     ApplicationsServicer,
-    Callers,
     EventsServicer,
     FaceServicer,
     GalleriesServicer,
@@ -66,8 +68,7 @@ PUBLIC_SERVICES = (
 
 
 def open_store(settings: Settings) -> tuple[Database, SecretBox]:
-    """The store and the box that opens tenants' secrets (the gateway and the REST shim
-    both need them)."""
+    """The store and the box that opens tenants' secrets."""
     settings.gateway_dir.mkdir(parents=True, exist_ok=True)
     if not settings.gateway.master_key and settings.gateway.database_url:
         # A shared store needs the one key of the deployment: a key file made here would
@@ -147,9 +148,11 @@ def create_server(settings: Settings, gateway: Gateway) -> tuple[grpc.Server, in
     # Face-to-face verify carries two images; each may be as large as the extractor takes,
     # so a larger one is refused with the image's own error, not at the transport.
     largest = 2 * settings.extractor.max_image_bytes + MESSAGE_OVERHEAD
-    server = new_server(workers=settings.grpc_workers, max_message_bytes=largest)
+    server = new_server(
+        workers=settings.grpc_workers, max_message_bytes=largest, interceptors=[CallRecorder()]
+    )
     tenancy = Tenancy(deps)
-    callers = Callers(tenancy)
+    callers = Callers(tenancy, region=settings.rest.region)
     enrolment = Enrolment(deps)
     subjects_pb2_grpc.add_SubjectsServicer_to_server(SubjectsServicer(callers, enrolment), server)
     events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(callers, enrolment), server)

@@ -2,11 +2,7 @@
 -> domain call (gateway/enrolment.py, search.py, tagging.py, tenancy.py) -> response
 message. Errors are FacegateErrors, mapped to gRPC statuses by the shared interceptor.
 
-Who is calling comes from metadata: ``x-api-key`` names the application (and so the
-gallery) of gallery-scoped calls; ``facegate-access-key-id`` and
-``facegate-secret-access-key`` identify the tenant of tenant-management calls, and when
-present on a gallery-scoped call they also bind it to that tenant's applications (the
-REST shim always sends them, after checking the request's SigV4 signature).
+Who is calling is decided by :class:`gateway.identity.Callers`, from the call's metadata.
 """
 
 from __future__ import annotations
@@ -15,13 +11,9 @@ import grpc
 from google.protobuf import json_format
 
 from facegate.contract import (
-    ACCESS_KEY_METADATA,
-    API_KEY_METADATA,
     DEFAULT_CANDIDATES,
     DEFAULT_THRESHOLD,
-    SECRET_KEY_METADATA,
 )
-from facegate.errors import ErrorType, FacegateError
 from facegate.v1 import (
     applications_pb2,
     applications_pb2_grpc,
@@ -40,46 +32,16 @@ from facegate.v1 import (
     tags_pb2,
     tags_pb2_grpc,
 )
+from gateway.adapters.convert import attributes_message
 from gateway.bulk import BulkJobs, Registration
 from gateway.enrolment import Enrolment
 from gateway.health import OK, UNAVAILABLE, DependencyChecker
+from gateway.identity import Callers
 from gateway.search import Matching, SearchStatistics
 from gateway.sources import SourceConfig
-from gateway.store.records import Application, EventListing, Gallery, JobRecordRow, Tenant
+from gateway.store.records import Application, EventListing, Gallery, JobRecordRow
 from gateway.tagging import Tagging
-from gateway.tenancy import INVALID_TOKEN_MESSAGE, Tenancy
-
-
-class Callers:
-    """Who a call comes from, from its metadata."""
-
-    def __init__(self, tenancy: Tenancy) -> None:
-        self._tenancy = tenancy
-
-    @staticmethod
-    def _metadata(context: grpc.ServicerContext) -> dict[str, str]:
-        return {k: v for k, v in context.invocation_metadata() if isinstance(v, str)}
-
-    def tenant(self, context: grpc.ServicerContext) -> Tenant:
-        found = self.optional_tenant(context)
-        if found is None:
-            raise FacegateError(ErrorType.FORBIDDEN, INVALID_TOKEN_MESSAGE)
-        return found
-
-    def optional_tenant(self, context: grpc.ServicerContext) -> Tenant | None:
-        metadata = self._metadata(context)
-        if ACCESS_KEY_METADATA not in metadata:
-            return None
-        return self._tenancy.authenticate(
-            metadata[ACCESS_KEY_METADATA], metadata.get(SECRET_KEY_METADATA, "")
-        )
-
-    def application(self, context: grpc.ServicerContext) -> Application:
-        tenant = self.optional_tenant(context)
-        return self._tenancy.application_for_key(
-            self._metadata(context).get(API_KEY_METADATA, ""), tenant
-        )
-
+from gateway.tenancy import Tenancy
 
 # ------------------------------------------------------------------ records -> protos
 
@@ -163,7 +125,9 @@ class SubjectsServicer(subjects_pb2_grpc.SubjectsServicer):
             self._callers.application(context), request.face, list(request.tags)
         )
         return subjects_pb2.SubjectsRegisterResponse(
-            id=done.subject_id, event_id=done.event_id, attributes=done.attributes
+            id=done.subject_id,
+            event_id=done.event_id,
+            attributes=attributes_message(done.attributes),
         )
 
     def Update(
@@ -173,7 +137,9 @@ class SubjectsServicer(subjects_pb2_grpc.SubjectsServicer):
             self._callers.application(context), request.id, request.face, list(request.tags)
         )
         return subjects_pb2.SubjectsUpdateResponse(
-            id=done.subject_id, event_id=done.event_id, attributes=done.attributes
+            id=done.subject_id,
+            event_id=done.event_id,
+            attributes=attributes_message(done.attributes),
         )
 
     def Unregister(
@@ -208,7 +174,9 @@ class EventsServicer(events_pb2_grpc.EventsServicer):
             list(request.tags),
         )
         return events_pb2.EventsRegisterResponse(
-            id=done.subject_id, event_id=done.event_id, attributes=done.attributes
+            id=done.subject_id,
+            event_id=done.event_id,
+            attributes=attributes_message(done.attributes),
         )
 
     def Update(
@@ -222,7 +190,9 @@ class EventsServicer(events_pb2_grpc.EventsServicer):
             list(request.tags),
         )
         return events_pb2.EventsUpdateResponse(
-            id=done.subject_id, event_id=done.event_id, attributes=done.attributes
+            id=done.subject_id,
+            event_id=done.event_id,
+            attributes=attributes_message(done.attributes),
         )
 
     def Unregister(
@@ -246,7 +216,7 @@ class FaceServicer(face_pb2_grpc.FaceServicer):
             request.image, limit=request.limit if request.HasField("limit") else None
         )
         return face_pb2.FaceExtractResponse(
-            faces=[face_pb2.ExtractedFace(attributes=a) for a in faces]
+            faces=[face_pb2.ExtractedFace(attributes=attributes_message(a)) for a in faces]
         )
 
     def Search(
@@ -270,7 +240,7 @@ class FaceServicer(face_pb2_grpc.FaceServicer):
                 )
                 for c in result.candidates
             ],
-            attributes=result.attributes,
+            attributes=attributes_message(result.attributes),
         )
 
     def VerifySubject(

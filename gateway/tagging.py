@@ -11,7 +11,7 @@ from __future__ import annotations
 from facegate.errors import ErrorType, FacegateError
 from gateway.deps import GatewayDeps
 from gateway.enrolment import require_printable
-from gateway.replication import now_ms, record_change
+from gateway.replication import record_change
 from gateway.store import tags
 from gateway.store.changes import KIND_CLEAR_TAG_BIT
 from gateway.store.records import Application
@@ -42,7 +42,7 @@ class Tagging:
         name = _tag_name(name)
         with self._deps.database.write() as conn:
             # Bits still being cleared in the matchers are not handed out (store/tags.py).
-            tags.create_tag(conn, application.gallery_id, name, now_ms())
+            tags.create_tag(conn, application.gallery_id, name, self._deps.clock())
 
     def rename(self, application: Application, old_name: str, new_name: str) -> None:
         _tag_name(old_name)
@@ -53,7 +53,8 @@ class Tagging:
     def delete(self, application: Application, name: str) -> None:
         _tag_name(name)
         gallery_id = application.gallery_id
+        now_ms = self._deps.clock()
         with self._deps.database.write() as conn:
             tag = tags.delete_tag(conn, gallery_id, name)
-            change = record_change(conn, gallery_id, KIND_CLEAR_TAG_BIT, bit=tag.bit)
+            change = record_change(conn, gallery_id, KIND_CLEAR_TAG_BIT, bit=tag.bit, now_ms=now_ms)
         self._deps.replicator.push([change])

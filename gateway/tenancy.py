@@ -9,7 +9,6 @@ reaches nothing.
 
 from __future__ import annotations
 
-import hmac
 import math
 from dataclasses import dataclass
 
@@ -27,7 +26,8 @@ from gateway.credentials import (
 )
 from gateway.deps import MIN_QUALITY_FLOOR, GatewayDeps, new_id
 from gateway.enrolment import require_printable
-from gateway.replication import now_ms, record_change
+from gateway.ports import Clock, system_clock_ms
+from gateway.replication import record_change
 from gateway.search import SearchStatistics, search_statistics
 from gateway.store import galleries, tenants
 from gateway.store.changes import KIND_DROP_GALLERY
@@ -83,7 +83,9 @@ def _quality(value: float) -> float:
     return min(max(value, MIN_QUALITY_FLOOR), 1.0)
 
 
-def create_tenant(database: Database, box: SecretBox, name: str) -> NewTenant:
+def create_tenant(
+    database: Database, box: SecretBox, name: str, *, clock: Clock = system_clock_ms
+) -> NewTenant:
     """A tenant with a new key pair; the secret is returned once and kept encrypted."""
     access_key_id = new_access_key_id()
     secret = new_secret_access_key()
@@ -95,7 +97,7 @@ def create_tenant(database: Database, box: SecretBox, name: str) -> NewTenant:
             name=_name(name, "name"),
             access_key_id=access_key_id,
             secret_ciphertext=sealed,
-            now_ms=now_ms(),
+            now_ms=clock(),
         )
     return NewTenant(tenant, secret)
 
@@ -127,7 +129,7 @@ class Tenancy:
     # ------------------------------------------------------------------ tenants
 
     def create_tenant(self, name: str) -> NewTenant:
-        return create_tenant(self._deps.database, self._deps.secrets, name)
+        return create_tenant(self._deps.database, self._deps.secrets, name, clock=self._deps.clock)
 
     def secret_for(self, access_key_id: str) -> tuple[Tenant, str] | None:
         """The tenant of an access key and its secret (for verifying a signature)."""
@@ -135,14 +137,6 @@ class Tenancy:
 
     def _load_secret(self, access_key_id: str) -> tuple[Tenant, str] | None:
         return tenant_secret(self._deps.database, self._deps.secrets, access_key_id)
-
-    def authenticate(self, access_key_id: str, secret_access_key: str) -> Tenant:
-        found = self.secret_for(access_key_id) if access_key_id else None
-        if found is None or not hmac.compare_digest(
-            found[1].encode("utf-8"), secret_access_key.encode("utf-8")
-        ):
-            raise FacegateError(ErrorType.FORBIDDEN, INVALID_TOKEN_MESSAGE)
-        return found[0]
 
     def application_for_key(self, api_key: str, tenant: Tenant | None) -> Application:
         """The application an API key names; Forbidden when there is none, or when a
@@ -201,7 +195,7 @@ class Tenancy:
                     description=description,
                     size=size,
                     face_minimum_quality_score=quality,
-                    now_ms=now_ms(),
+                    now_ms=self._deps.clock(),
                 )
             except GalleryNameTaken as taken:
                 existing = galleries.list_applications(conn, tenant.id, taken.existing_gallery_id)
@@ -251,7 +245,7 @@ class Tenancy:
         with self._deps.database.write() as conn:
             gallery = self._gallery(conn, tenant, gallery_id)
             galleries.delete_gallery(conn, gallery.id)
-            drop = record_change(conn, gallery.id, KIND_DROP_GALLERY)
+            drop = record_change(conn, gallery.id, KIND_DROP_GALLERY, now_ms=self._deps.clock())
         self._applications.clear()
         self._deps.replicator.push([drop])
 
@@ -334,8 +328,8 @@ class Tenancy:
             raise FacegateError(ErrorType.NOT_FOUND, f"Application {application_id} not found.")
         return application
 
-    @staticmethod
     def _insert_application(
+        self,
         conn: Connection,
         tenant: Tenant,
         gallery: Gallery,
@@ -355,6 +349,6 @@ class Tenancy:
             api_key_hash=hash_api_key(api_key),
             api_key_hint=api_key_hint(api_key),
             face_minimum_quality_score=quality,
-            now_ms=now_ms(),
+            now_ms=self._deps.clock(),
         )
         return NewApplication(application, api_key)

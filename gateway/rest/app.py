@@ -3,8 +3,10 @@ translates each request into one call of the gateway's public gRPC API.
 
 Order of checks, as API Gateway answers: CORS preflight (no authentication, so browsers
 can ask), body size (413), an unknown route (API Gateway's 403 "Missing Authentication
-Token"), the SigV4 signature (403 with API Gateway's messages), the per-key rate (429),
-then the request's own validation and the gateway call. Every answer is JSON with
+Token"), the SigV4 signature as far as no secret is needed (403 with API Gateway's
+messages), the per-key rate (429), then the request's own validation and the gateway
+call, which checks the signature against the tenant's secret and the API key. This
+process holds no secret: it never opens the store (docs/architecture.md). Every answer is JSON with
 ``Content-Type: application/json``; an unexpected failure is logged and answered 500 in
 the NEC error format, never dropped.
 """
@@ -24,26 +26,18 @@ import grpc
 import msgspec
 import orjson
 
-from facegate.contract import ACCESS_KEY_METADATA, API_KEY_METADATA, SECRET_KEY_METADATA
+from facegate.contract import API_KEY_METADATA, FORWARDED_REQUEST_METADATA
 from facegate.errors import ErrorType, FacegateError
 from facegate.logs import BACKEND_MS_METADATA, REQUEST_ID, request_id_from, request_metadata
 from facegate.metrics import AUTH_FAILURES, HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
 from facegate.settings import RestSettings
-from facegate.v1 import (
-    applications_pb2_grpc,
-    events_pb2_grpc,
-    face_pb2_grpc,
-    galleries_pb2_grpc,
-    health_pb2_grpc,
-    jobs_pb2_grpc,
-    subjects_pb2_grpc,
-    tags_pb2_grpc,
-)
+from facegate.sigv4 import Claimed, SignedRequest, SigV4Error, check_claim
+from facegate.v1 import auth_pb2
 from gateway.rest import routes
 from gateway.rest.body import read_body
-from gateway.rest.guard import RateLimiter, SecretDirectory
+from gateway.rest.endpoints import STUBS
+from gateway.rest.guard import RateLimiter
 from gateway.rest.openapi import openapi_document
-from gateway.rest.sigv4 import SignedRequest, SigV4Error, verify
 
 log = logging.getLogger(__name__)
 
@@ -67,17 +61,6 @@ PREFLIGHT_HEADERS = [
     ),
     (b"access-control-max-age", b"600"),
 ]
-
-_STUBS: dict[str, Callable[[grpc.aio.Channel], Any]] = {
-    "Subjects": subjects_pb2_grpc.SubjectsStub,
-    "Events": events_pb2_grpc.EventsStub,
-    "Face": face_pb2_grpc.FaceStub,
-    "Tags": tags_pb2_grpc.TagsStub,
-    "Galleries": galleries_pb2_grpc.GalleriesStub,
-    "Applications": applications_pb2_grpc.ApplicationsStub,
-    "Health": health_pb2_grpc.HealthStub,
-    "Jobs": jobs_pb2_grpc.JobsStub,
-}
 
 
 @dataclass(frozen=True)
@@ -103,12 +86,12 @@ _AUTH_REASONS = (
 )
 
 
-def auth_failure_reason(message: str) -> str:
-    """A SigV4 refusal's message -> a short metric label."""
+def auth_failure_reason(message: str, other: str = "malformed") -> str:
+    """A refusal's message -> a short metric label; ``other`` for none of SigV4's."""
     for prefix, reason in _AUTH_REASONS:
         if message.startswith(prefix):
             return reason
-    return "malformed"
+    return other
 
 
 def error_reply(error: FacegateError) -> Reply:
@@ -119,6 +102,23 @@ def forbidden(message: str) -> Reply:
     return Reply(403, {"message": message})
 
 
+def forwarded_request(request: SignedRequest, claimed: Claimed) -> bytes:
+    """What the gateway needs to check ``request``'s signature: method, path and query as
+    sent, the headers the check reads, the body's hash (never the body)."""
+    wanted = claimed.forwarded_headers()
+    return auth_pb2.ForwardedHttpRequest(
+        method=request.method,
+        raw_path=request.raw_path,
+        raw_query=request.raw_query,
+        headers=[
+            auth_pb2.HttpHeader(name=name, value=value)
+            for name, value in request.headers
+            if name.lower() in wanted
+        ],
+        payload_sha256=request.payload_sha256 or "",
+    ).SerializeToString()
+
+
 class RestApp:
     """The ASGI application. ``gateway_address`` is the gateway's gRPC address; the
     channel is opened on the server's event loop at first use."""
@@ -127,13 +127,11 @@ class RestApp:
         self,
         settings: RestSettings,
         gateway_address: str,
-        secrets: SecretDirectory,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._settings = settings
         self._gateway_address = gateway_address
-        self._secrets = secrets
         self._clock = clock
         self._limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
         self._channel: grpc.aio.Channel | None = None
@@ -218,7 +216,7 @@ class RestApp:
                 FacegateError(ErrorType.INVALID_REQUEST, "The path is not valid UTF-8.")
             )
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        metadata: list[tuple[str, str]] = list(request_metadata())
+        metadata: list[tuple[str, str | bytes]] = list(request_metadata())
         rate_key = ""
         if route.auth != "none":
             signed = SignedRequest(
@@ -229,29 +227,20 @@ class RestApp:
                 body=read.data,
                 payload_sha256=await read.sha256_hex(),
             )
+            # What needs no secret is refused here, so that an unauthenticated body goes
+            # no further; the gateway checks the signature itself.
             try:
-                credential = verify(
-                    signed,
-                    secret_for=self._secrets.secret_for,
-                    now=self._clock(),
-                    region=self._settings.region,
-                )
+                claimed = check_claim(signed, now=self._clock(), region=self._settings.region)
             except SigV4Error as error:
                 AUTH_FAILURES.labels(auth_failure_reason(error.message)).inc()
                 return forbidden(error.message)
-            secret = self._secrets.secret_for(credential.access_key_id) or ""
-            metadata += [
-                (ACCESS_KEY_METADATA, credential.access_key_id),
-                (SECRET_KEY_METADATA, secret),
-            ]
-            rate_key = credential.access_key_id
+            metadata.append((FORWARDED_REQUEST_METADATA, forwarded_request(signed, claimed)))
+            rate_key = claimed.access_key_id
         if route.auth == "sigv4+apikey":
             api_key = next((v for k, v in headers if k.lower() == "x-api-key"), "")
-            if not api_key:
-                AUTH_FAILURES.labels("missing_api_key").inc()
-                return forbidden("Forbidden")
-            metadata.append((API_KEY_METADATA, api_key))
-            rate_key = "key:" + api_key
+            if api_key:
+                metadata.append((API_KEY_METADATA, api_key))
+                rate_key = "key:" + api_key
         if rate_key and not self._limiter.allow(rate_key):
             RATE_LIMITED.inc()
             return Reply(429, {"message": "Too Many Requests"})
@@ -263,9 +252,13 @@ class RestApp:
             call = route.build(path_params, query, parsed)
         except FacegateError as error:
             return error_reply(error)
-        return await self._call(call, metadata)
+        reply = await self._call(call, metadata)
+        if rate_key and reply.status == 403:
+            # The key was only claimed: a forger must not spend its owner's requests.
+            self._limiter.refund(rate_key)
+        return reply
 
-    async def _call(self, call: routes.RestCall, metadata: list[tuple[str, str]]) -> Reply:
+    async def _call(self, call: routes.RestCall, metadata: list[tuple[str, str | bytes]]) -> Reply:
         stub = self._stub(call.service)
         started = time.monotonic()
         try:
@@ -277,7 +270,7 @@ class RestApp:
         except grpc.RpcError as error:
             rebuilt = FacegateError.from_rpc_error(error)
             if rebuilt.error_type is ErrorType.FORBIDDEN:
-                AUTH_FAILURES.labels("forbidden").inc()
+                AUTH_FAILURES.labels(auth_failure_reason(rebuilt.message, "forbidden")).inc()
             code = error.code() if isinstance(error, grpc.aio.AioRpcError) else None
             if code is grpc.StatusCode.DEADLINE_EXCEEDED:
                 rebuilt = FacegateError(
@@ -310,7 +303,7 @@ class RestApp:
                 ],
             )
         if service not in self._stubs:
-            self._stubs[service] = _STUBS[service](self._channel)
+            self._stubs[service] = STUBS[service](self._channel)
         return self._stubs[service]
 
 

@@ -1,5 +1,6 @@
-"""JSON <-> protobuf for the shared messages (face attributes, boxes, points) and the wire
-forms every converter uses: NEC's attribute strings, timestamps and float32 numbers.
+"""Protobuf -> JSON for the shared messages (face attributes, boxes, points) and the wire
+forms every response renderer uses: NEC's attribute strings, timestamps and float32
+numbers.
 
 NEC ID renders every attribute value as a string: pixel coordinates as integers ("161")
 and scores and angles in C's ``%g`` style with six significant digits ("0.569824",
@@ -15,16 +16,8 @@ from typing import TypeVar
 import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from facegate.errors import ErrorType, FacegateError, invalid_request
+from facegate.errors import ErrorType, FacegateError
 from facegate.v1 import common_pb2
-from gateway.rest.fields import (
-    as_integer,
-    as_integer_text,
-    as_list,
-    as_number_text,
-    as_object,
-    as_string,
-)
 
 JsonObject = dict[str, object]
 E = TypeVar("E", bound=int)
@@ -47,51 +40,12 @@ def timestamp_text(stamp: Timestamp) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{stamp.nanos // 1_000_000:03d}+00:00"
 
 
-def timestamp_from_text(value: object, name: str) -> Timestamp:
-    text = value if isinstance(value, str) else ""
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise invalid_request(f"{name} must be an ISO 8601 timestamp with an offset.")
-    stamp = Timestamp()
-    stamp.FromDatetime(moment.astimezone(UTC))
-    return stamp
-
-
 def enum_text(mapping: Mapping[E, str], value: E, name: str) -> str:
     """The NEC string of an enum value; a value with none (UNSPECIFIED) is a server bug."""
     text = mapping.get(value)
     if text is None:
         raise FacegateError(ErrorType.INTERNAL, f"{name} is not set.")
     return text
-
-
-def enum_from_text(mapping: Mapping[E, str], value: object, name: str) -> E:
-    for number, text in mapping.items():
-        if text == value:
-            return number
-    raise invalid_request(f"{name} must be one of {', '.join(mapping.values())}.")
-
-
-# A response converter reads a missing property as its proto default: the shim renders
-# every field, so only a foreign or truncated body lacks one.
-
-
-def text_of(obj: JsonObject, key: str) -> str:
-    return as_string(obj.get(key, ""), key)
-
-
-def int_of(obj: JsonObject, key: str) -> int:
-    return as_integer(obj.get(key, 0), key)
-
-
-def list_of(obj: JsonObject, key: str) -> list[object]:
-    return as_list(obj.get(key, []), key)
-
-
-# ------------------------------------------------------------------ Box, Point
 
 
 def box_to_json(message: common_pb2.Box) -> JsonObject:
@@ -103,29 +57,8 @@ def box_to_json(message: common_pb2.Box) -> JsonObject:
     }
 
 
-def box_from_json(body: object) -> common_pb2.Box:
-    obj = as_object(body, "box")
-    return common_pb2.Box(
-        left=as_integer_text(obj.get("left", "0"), "left"),
-        top=as_integer_text(obj.get("top", "0"), "top"),
-        right=as_integer_text(obj.get("right", "0"), "right"),
-        bottom=as_integer_text(obj.get("bottom", "0"), "bottom"),
-    )
-
-
 def point_to_json(message: common_pb2.Point) -> JsonObject:
     return {"x": str(message.x), "y": str(message.y)}
-
-
-def point_from_json(body: object) -> common_pb2.Point:
-    obj = as_object(body, "point")
-    return common_pb2.Point(
-        x=as_integer_text(obj.get("x", "0"), "x"),
-        y=as_integer_text(obj.get("y", "0"), "y"),
-    )
-
-
-# ------------------------------------------------------------------ FaceAttributes
 
 
 def face_attributes_to_json(message: common_pb2.FaceAttributes) -> JsonObject:
@@ -141,28 +74,3 @@ def face_attributes_to_json(message: common_pb2.FaceAttributes) -> JsonObject:
         "faceScore": nec_number(message.face_score),
         "faceQualityScore": nec_number(message.face_quality_score),
     }
-
-
-def face_attributes_from_json(body: object) -> common_pb2.FaceAttributes:
-    obj = as_object(body, "attributes")
-
-    def score(key: str) -> float:
-        return as_number_text(obj.get(key, "0"), key)
-
-    return common_pb2.FaceAttributes(
-        face_area=box_from_json(obj.get("faceArea", {})),
-        head_area=box_from_json(obj.get("headArea", {})),
-        right_eye_center=point_from_json(obj.get("rightEyeCenter", {})),
-        left_eye_center=point_from_json(obj.get("leftEyeCenter", {})),
-        frontal_face_score=score("frontalFaceScore"),
-        face_roll=score("faceRoll"),
-        face_pan=score("facePan"),
-        face_tilt=score("faceTilt"),
-        face_score=score("faceScore"),
-        face_quality_score=score("faceQualityScore"),
-    )
-
-
-def optional_attributes_from_json(value: object) -> common_pb2.FaceAttributes | None:
-    """Response attributes; absent or null leaves the field unset."""
-    return None if value is None else face_attributes_from_json(value)

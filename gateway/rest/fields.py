@@ -1,22 +1,19 @@
 """The JSON inputs of the NEC ID REST endpoints, as tables that two readers share.
 
 Each request body or query string is an :class:`Inputs` table of :class:`Field` rows.
-The converters read requests through :func:`read_body` / :func:`read_query`, which check
-every row (presence, JSON type, range) and raise NEC-style ``InvalidRequest`` errors; the
-OpenAPI document (gateway/rest/openapi.py) turns the same rows into JSON schemas. So what
-is validated and what is documented cannot drift apart.
-
-The primitive readers (``as_*``) are shared with the response converters, which parse the
-JSON the shim itself renders (for clients and tests).
+Requests are read through :func:`body_fields` / :func:`query_fields`, which check every
+row (presence, JSON type, range), raise NEC-style ``InvalidRequest`` errors and name each
+value by the request message field it fills; the OpenAPI document
+(gateway/rest/schemas.py) turns the same rows into JSON schemas. So what is validated,
+what reaches the gateway and what is documented cannot drift apart.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import pybase64
@@ -25,17 +22,22 @@ from facegate.errors import invalid_request
 
 Kind = Literal["image", "string", "integer", "number", "strings", "choice", "objects"]
 """image: base64 string decoded to bytes; strings: array of strings; choice: one of a fixed
-set of strings; objects: array of objects described by ``Field.items``."""
+set of strings, each standing for an enum value; objects: array of objects described by
+``Field.items``."""
 
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
+_WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
+
+RequestFields = dict[str, object]
+"""Keyword arguments of a request message's constructor: field name -> checked value."""
 
 
 @dataclass(frozen=True)
 class Field:
-    """One JSON property (or query parameter) of a request."""
+    """One JSON property (or query parameter) of a request, and the message field it fills."""
 
     name: str
     """The NEC name, as sent on the wire."""
@@ -48,9 +50,16 @@ class Field:
     the schema documents it, the shim does not repeat the check."""
     min_length: int | None = None
     """Documented only: the gateway rejects empty names itself."""
-    choices: tuple[str, ...] = ()
+    choices: Mapping[str, int] = field(default_factory=dict)
+    """A choice's wire texts and the enum numbers they stand for."""
     items: Inputs | None = None
     description: str = ""
+    message_field: str = ""
+    """The request message field it fills, where that is not the snake_case of ``name``."""
+
+    @property
+    def target(self) -> str:
+        return self.message_field or _WORD_START.sub("_", self.name).lower()
 
 
 @dataclass(frozen=True)
@@ -58,12 +67,6 @@ class Inputs:
     """The fields of one request body or query string, in the order they are checked."""
 
     fields: tuple[Field, ...]
-
-    def field(self, name: str) -> Field:
-        for row in self.fields:
-            if row.name == name:
-                return row
-        raise KeyError(name)
 
 
 # ------------------------------------------------------------------ primitive readers
@@ -90,39 +93,16 @@ def as_integer(value: object, name: str) -> int:
     return value
 
 
-def as_integer_text(value: object, name: str) -> int:
-    """An int32 written as decimal digits, as NEC sends coordinates ("161")."""
-    if not isinstance(value, str) or _INTEGER_TEXT.fullmatch(value) is None:
-        raise invalid_request(f"{name} must be a string of an integer.")
-    return as_integer(int(value), name)
-
-
 def as_number(value: object, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise invalid_request(f"{name} must be a number.")
     return float(value)
 
 
-def as_number_text(value: object, name: str) -> float:
-    """A number written as a decimal string, as NEC sends scores ("0.569824")."""
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    raise invalid_request(f"{name} must be a string of a number.")
-
-
 def as_strings(value: object, name: str) -> list[str]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise invalid_request(f"{name} must be an array of strings.")
     return [str(item) for item in value]
-
-
-def as_list(value: object, name: str) -> list[object]:
-    if not isinstance(value, list):
-        raise invalid_request(f"{name} must be an array.")
-    return list(value)
 
 
 def as_image(value: object, name: str) -> bytes:
@@ -139,70 +119,13 @@ def as_image(value: object, name: str) -> bytes:
     raise invalid_request(f"{name} property must be a base64 encoded image.")
 
 
-def image_text(image: bytes) -> str:
-    """The wire form of an image: standard base64 with padding."""
-    return base64.b64encode(image).decode("ascii")
-
-
 # ------------------------------------------------------------------ request readers
 
 
-@dataclass(frozen=True)
-class Values:
-    """The checked values of one request, by NEC name; absent or null fields are missing."""
-
-    inputs: Inputs
-    values: Mapping[str, object]
-
-    def _get(self, name: str, kind: Kind) -> object:
-        if self.inputs.field(name).kind != kind:
-            raise TypeError(f"{name} is not a field of kind {kind}")
-        return self.values.get(name)
-
-    def image(self, name: str) -> bytes:
-        value = self._get(name, "image")
-        return value if isinstance(value, bytes) else b""
-
-    def string(self, name: str) -> str:
-        """The string, or "" when absent."""
-        value = self.optional_string(name)
-        return "" if value is None else value
-
-    def optional_string(self, name: str) -> str | None:
-        value = self._get(name, "string")
-        return value if isinstance(value, str) else None
-
-    def choice(self, name: str) -> str | None:
-        value = self._get(name, "choice")
-        return value if isinstance(value, str) else None
-
-    def integer(self, name: str) -> int:
-        """The integer, or 0 when absent."""
-        value = self.optional_integer(name)
-        return 0 if value is None else value
-
-    def optional_integer(self, name: str) -> int | None:
-        value = self._get(name, "integer")
-        return value if isinstance(value, int) else None
-
-    def optional_number(self, name: str) -> float | None:
-        value = self._get(name, "number")
-        return value if isinstance(value, float) else None
-
-    def strings(self, name: str) -> list[str]:
-        value = self._get(name, "strings")
-        return [str(item) for item in value] if isinstance(value, list) else []
-
-    def objects(self, name: str) -> list[Values]:
-        value = self._get(name, "objects")
-        if not isinstance(value, list):
-            return []
-        return [item for item in value if isinstance(item, Values)]
-
-
-def read_body(inputs: Inputs, body: object) -> Values:
+def body_fields(inputs: Inputs, body: object) -> RequestFields:
     """Checks a parsed JSON body against ``inputs``. No body (None) reads as ``{}``, so a
-    missing required field is reported by name; unknown properties are ignored."""
+    missing required field is reported by name; unknown properties are ignored; absent or
+    null fields are left out (the message field keeps its default, unset where optional)."""
     if body is None:
         body = {}
     if not isinstance(body, dict):
@@ -210,7 +133,7 @@ def read_body(inputs: Inputs, body: object) -> Values:
     return _read(inputs, body)
 
 
-def read_query(inputs: Inputs, query: Mapping[str, Sequence[str]]) -> Values:
+def query_fields(inputs: Inputs, query: Mapping[str, Sequence[str]]) -> RequestFields:
     """Checks query parameters against ``inputs``. A repeated key counts with its last
     value, as AWS API Gateway (NEC's front end) does."""
     parsed: dict[str, object] = {}
@@ -232,16 +155,16 @@ def read_query(inputs: Inputs, query: Mapping[str, Sequence[str]]) -> Values:
     return _read(inputs, parsed)
 
 
-def _read(inputs: Inputs, obj: Mapping[str, object]) -> Values:
-    values: dict[str, object] = {}
+def _read(inputs: Inputs, obj: Mapping[str, object]) -> RequestFields:
+    values: RequestFields = {}
     for row in inputs.fields:
         raw = obj.get(row.name)
         if raw is None:
             if row.required:
                 raise invalid_request(f"{row.name} property must be provided.")
             continue
-        values[row.name] = _check(row, raw)
-    return Values(inputs, values)
+        values[row.target] = _check(row, raw)
+    return values
 
 
 def _check(row: Field, raw: object) -> object:
@@ -253,9 +176,9 @@ def _check(row: Field, raw: object) -> object:
     if row.kind == "strings":
         return as_strings(raw, name)
     if row.kind == "choice":
-        if raw not in row.choices:
-            raise invalid_request(f"{name} must be {_alternatives(row.choices)}.")
-        return raw
+        if not isinstance(raw, str) or raw not in row.choices:
+            raise invalid_request(f"{name} must be {_alternatives(list(row.choices))}.")
+        return row.choices[raw]
     if row.kind == "objects":
         if row.items is None:
             raise TypeError(f"{name} has no item fields")

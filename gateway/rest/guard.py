@@ -1,44 +1,11 @@
-"""What the REST shim checks before a request reaches the gateway: the SigV4 signature
-(against tenants' secrets read from the store) and the per-key request rate."""
+"""The per-key request rate the REST shim enforces before a request reaches the
+gateway."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
-
-from gateway.cache import TtlCache
-from gateway.credentials import SecretBox
-from gateway.store.database import Database
-from gateway.tenancy import tenant_secret
-
-SECRET_TTL_S = 60.0
-"""How long a looked-up secret is reused: tenants' keys never change in place, so this
-only bounds how long a deleted tenant's key keeps working on an already-warm shim."""
-_CACHE_ENTRIES = 10_000
-
-
-class SecretDirectory:
-    """access key id -> secret, from the store, cached briefly (a signature check per
-    request must not cost a database round trip)."""
-
-    def __init__(
-        self,
-        database: Database,
-        box: SecretBox,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._database = database
-        self._box = box
-        self._cache: TtlCache[str, str | None] = TtlCache(SECRET_TTL_S, _CACHE_ENTRIES, clock=clock)
-
-    def secret_for(self, access_key_id: str) -> str | None:
-        return self._cache.get(access_key_id, lambda: self._load(access_key_id))
-
-    def _load(self, access_key_id: str) -> str | None:
-        found = tenant_secret(self._database, self._box, access_key_id)
-        return None if found is None else found[1]
 
 
 class RateLimiter:
@@ -71,6 +38,15 @@ class RateLimiter:
             if now - self._last_sweep > self._burst / self._rate:
                 self._sweep(now)
         return allowed
+
+    def refund(self, key: str) -> None:
+        """Give back the request :meth:`allow` charged to ``key``: the key was claimed
+        by a request the gateway then refused, so it may not be its owner's."""
+        if not self.enabled:
+            return
+        with self._lock:
+            tokens, stamp = self._buckets.get(key, (self._burst, self._clock()))
+            self._buckets[key] = (min(self._burst, tokens + 1.0), stamp)
 
     def _sweep(self, now: float) -> None:
         full_after = self._burst / self._rate

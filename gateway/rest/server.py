@@ -7,20 +7,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from dataclasses import dataclass
 
 import uvicorn
 
 from facegate.settings import Settings
 from gateway.rest.app import RestApp
-from gateway.rest.guard import SecretDirectory
 
 _START_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class RestDeps:
-    secrets: SecretDirectory
 
 
 class RestServer:
@@ -59,7 +52,7 @@ class RestServer:
         self._socket.close()
 
 
-def create_server(settings: Settings, deps: RestDeps) -> tuple[RestServer, int]:
+def create_server(settings: Settings) -> tuple[RestServer, int]:
     """The REST API, bound but not started (``settings.rest_port`` 0 = any)."""
     # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on connections whose
     # listening socket says TCP; with protocol 0 every response waited ~40 ms for the
@@ -70,5 +63,5 @@ def create_server(settings: Settings, deps: RestDeps) -> tuple[RestServer, int]:
     sock.bind((settings.host, settings.rest_port))
     sock.listen(1024)
     port: int = sock.getsockname()[1]
-    app = RestApp(settings.rest, settings.gateway_address, deps.secrets)
+    app = RestApp(settings.rest, settings.gateway_address)
     return RestServer(app, sock), port

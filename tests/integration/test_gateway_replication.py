@@ -14,8 +14,9 @@ import pytest
 
 from extractor.models.manifest import load_manifest
 from facegate.settings import Settings
-from facegate.v1 import common_pb2
-from gateway.backends import MatcherClient, open_channel
+from gateway.adapters.channel import open_channel
+from gateway.adapters.matcher import MatcherClient
+from gateway.faces import Template
 from gateway.replication import Replicator, record_change
 from gateway.resync import resync
 from gateway.store import events, galleries, tenants
@@ -108,11 +109,11 @@ def commit_event(world: World, event_id: str, seed: int, tag_mask: int = 0) -> N
             attributes_json="{}",
             now_ms=2,
         )
-        record_change(conn, GALLERY, KIND_EVENT, event_id=event_id)
+        record_change(conn, GALLERY, KIND_EVENT, event_id=event_id, now_ms=2)
 
 
 def found(world: World, seed: int, tag_mask: int = 0) -> list[str]:
-    probe = common_pb2.Template(model_id=RECOGNIZER.model_id, embedding=unit(seed).tolist())
+    probe = Template(RECOGNIZER.model_id, unit(seed))
     hits = world.matcher.search(GALLERY, probe, k=10, threshold=9000, tag_mask=tag_mask)
     return [hit.event_id for hit in hits]
 
@@ -137,7 +138,7 @@ def test_replaying_an_old_change_never_resurrects_a_deleted_event(world: World) 
     world.replicator.replay()
     with world.database.write() as conn:
         assert events.mark_event_deleted(conn, GALLERY, "s-e1", "e1", 3)
-        old = record_change(conn, GALLERY, KIND_EVENT, event_id="e1")
+        old = record_change(conn, GALLERY, KIND_EVENT, event_id="e1", now_ms=3)
     world.replicator.push([old])
     assert found(world, 1) == []
     world.replicator.push([old])  # the same change again, late
@@ -165,7 +166,7 @@ def test_cleared_tag_bits_reach_the_shard(world: World) -> None:
     world.replicator.replay()
     assert found(world, 3, tag_mask=1 << 5) == ["e3"]
     with world.database.write() as conn:
-        record_change(conn, GALLERY, KIND_CLEAR_TAG_BIT, bit=5)
+        record_change(conn, GALLERY, KIND_CLEAR_TAG_BIT, bit=5, now_ms=4)
     assert pending(world) == 1
     world.replicator.replay()
     assert pending(world) == 0

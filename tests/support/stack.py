@@ -7,31 +7,22 @@ from __future__ import annotations
 import base64
 import json
 import os
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
-import grpc
 import httpx
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from extractor.loader import load_extractor
-from extractor.server import ExtractorDeps
-from extractor.server import create_server as create_extractor_server
+from facegate.compose import compose
 from facegate.settings import Settings
 from gateway.deps import GatewayDeps
-from gateway.rest.guard import SecretDirectory
-from gateway.rest.server import RestDeps
-from gateway.rest.server import create_server as create_rest_server
-from gateway.server import Gateway, open_gateway
-from gateway.server import create_server as create_gateway_server
-from matcher.server import MatcherDeps, open_shard
-from matcher.server import create_server as create_matcher_server
+from gateway.server import Gateway
 
 REGION = "ap-southeast-2"
 
@@ -43,13 +34,6 @@ class Stack:
     deps: GatewayDeps
     rest_url: str
     grpc_address: str
-
-
-def _stopper(server: grpc.Server) -> Callable[[], None]:
-    def stop() -> None:
-        server.stop(grace=None).wait()
-
-    return stop
 
 
 @contextmanager
@@ -82,39 +66,18 @@ def running_stack(
         rest=replace(base.rest, **rest),
         jobs=replace(base.jobs, **(jobs or {})),
     )
-    with ExitStack() as stack:
-        extractor = load_extractor(settings)
-        stack.callback(extractor.close)
-        server, port = create_extractor_server(settings, ExtractorDeps(extractor))
-        server.start()
-        stack.callback(_stopper(server))
-        settings = replace(settings, extractor_port=port)
-
-        shard = open_shard(settings)
-        stack.callback(shard.close)
-        server, port = create_matcher_server(settings, MatcherDeps(shard))
-        server.start()
-        stack.callback(_stopper(server))
-        settings = replace(settings, matcher_port=port)
-
-        gateway = open_gateway(settings)
-        stack.callback(gateway.close)
-        server, port = create_gateway_server(settings, gateway)
-        server.start()
-        stack.callback(_stopper(server))
-        settings = replace(settings, grpc_port=port)
-
-        secrets = SecretDirectory(gateway.deps.database, gateway.deps.secrets)
-        rest_server, rest_port = create_rest_server(settings, RestDeps(secrets))
-        rest_server.start()
-        stack.callback(rest_server.stop)
+    composed = compose(settings, grace_s=None)
+    try:
+        assert composed.gateway is not None
         yield Stack(
-            settings=settings,
-            gateway=gateway,
-            deps=gateway.deps,
-            rest_url=f"http://127.0.0.1:{rest_port}",
-            grpc_address=f"127.0.0.1:{port}",
+            settings=composed.settings,
+            gateway=composed.gateway,
+            deps=composed.gateway.deps,
+            rest_url=f"http://127.0.0.1:{composed.ports['rest']}",
+            grpc_address=f"127.0.0.1:{composed.ports['gateway']}",
         )
+    finally:
+        composed.close()
 
 
 @contextmanager
@@ -122,13 +85,11 @@ def extra_rest_server(stack: Stack, **rest: Any) -> Iterator[str]:
     """Another REST shim in front of the same gateway, with other RestSettings (a tiny
     rate limit, body limit or deadline); its base URL."""
     settings = replace(stack.settings, rest_port=0, rest=replace(stack.settings.rest, **rest))
-    secrets = SecretDirectory(stack.deps.database, stack.deps.secrets)
-    server, port = create_rest_server(settings, RestDeps(secrets))
-    server.start()
+    composed = compose(settings, ("rest",))
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{composed.ports['rest']}"
     finally:
-        server.stop()
+        composed.close()
 
 
 def b64(data: bytes) -> str:

@@ -5,6 +5,7 @@ enrolment's layout, and the load generator against a real local HTTP server."""
 from __future__ import annotations
 
 import base64
+import copy
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -194,6 +195,7 @@ def _result() -> dict[str, Any]:
             "transport": _level(0.4),
         },
         "targets": {"overhead_p50_ms": target(sizes, 3.0)},
+        "rest_cpu_note": "the shim's own threads",
     }
 
 
@@ -273,3 +275,34 @@ def test_run_load_refuses_empty_or_unknown_loads(http_url: str) -> None:
     # A gRPC load of a call without a gRPC counterpart fails in its client, and says so.
     with pytest.raises(ValueError, match="no gRPC counterpart"):
         run_load(LoadSpec(target_, GRPC, calls, clients=2, requests=4, warmup=1))
+
+
+def test_render_compares_with_the_baseline_revision() -> None:
+    current = _result()
+    for size in current["sizes"].values():
+        for levels in size["rest"].values():
+            for level in levels.values():
+                level["rest_cpu_ms_per_request"] = 1.2
+        size["overhead"]["search_server_p50_ms"] = 2.0
+    before = copy.deepcopy(current)
+    for size in before["sizes"].values():
+        for levels in size["rest"].values():
+            for level in levels.values():
+                level["rest_cpu_ms_per_request"] = 1.5
+        size["overhead"]["search_server_p50_ms"] = 2.5
+    for result in (current, before):
+        for level in result["cheap"]["levels"].values():
+            level["rest_cpu_ms_per_request"] = 0.5
+    plain = render(current)
+    assert "| 100,000 | search | 32 | 1.20 ms |" in plain
+    current["baseline"] = {"ref": "abc1234", "revision": "abc1234", **before}
+    current["comparison"] = gateway_bench.comparison(current, before)
+    current["interleaving"] = "alternating"
+    text = render(current)
+    assert "Against revision abc1234 (`--baseline abc1234`)" in text
+    assert (
+        "| 100,000 | search overhead p50 ms (Server-Timing total - backend) | "
+        "2.00 | 2.50 | 0.80x |" in text
+    )
+    assert "| 10,000 | REST CPU ms/request, verify, 8 clients | 1.200 | 1.500 | 0.80x |" in text
+    assert "| - | REST CPU ms/request, GET /v1.1/tags, 32 clients | 0.500 | 0.500 | 1.00x |" in text

@@ -1,8 +1,8 @@
 """What the production overlay promises beyond valid objects: autoscaling and disruption
 budgets that point at real workloads, GPU extractors, metrics scraped from every
-service, and network policies that let only the gateway and the REST shim reach the
-extractor, the matchers and the database (evaluated here the way a CNI would, for
-the pods these manifests create)."""
+service, and network policies that let only the gateway reach the extractor, the
+matchers and the database, and the REST shim reach nothing but the gateway (evaluated
+here the way a CNI would, for the pods these manifests create)."""
 
 from __future__ import annotations
 
@@ -80,11 +80,11 @@ def production(rendered: Render) -> list[Manifest]:
         ("demo", "database", 5432),
     ],
 )
-def test_only_gateway_and_rest_reach_internal_services(
+def test_only_the_gateway_reaches_internal_services(
     rendered: Render, overlay: str, component: str, port: int
 ) -> None:
     objects = rendered(overlay)
-    assert ingress_sources(objects, workload(objects, component), port) == {"gateway", "rest"}
+    assert ingress_sources(objects, workload(objects, component), port) == {"gateway"}
 
 
 def test_public_apis_are_open_and_the_rest_is_denied(production: list[Manifest]) -> None:
@@ -95,14 +95,27 @@ def test_public_apis_are_open_and_the_rest_is_denied(production: list[Manifest])
         assert ingress_sources(production, w, 12345) == set(), f"{w.name}: not default-deny"
 
 
-def test_only_gateway_and_rest_open_connections(production: list[Manifest]) -> None:
+def test_only_the_gateway_opens_connections_beyond_the_gateway(
+    production: list[Manifest],
+) -> None:
     """The extractor and the matchers need no outbound connection, so they cannot reach
-    PostgreSQL (outside the cluster) or anything else; the gateway and the REST shim
-    can (store, extractor, matchers, S3)."""
+    PostgreSQL (outside the cluster) or anything else; the REST shim reaches the
+    gateway and DNS only (it holds no secret and never opens the store); the gateway
+    reaches everything it calls (store, extractor, matchers, S3)."""
     for w in workloads(production):
         egress = policies_for(production, w, "Egress")
-        if w.component in ("gateway", "rest"):
+        if w.component == "gateway":
             assert not egress, f"{w.name} must reach the store"
+        elif w.component == "rest":
+            rules = [rule for p in egress for rule in p["spec"].get("egress", [])]
+            targets = [
+                peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"]
+                for rule in rules
+                for peer in rule.get("to", [])
+            ]
+            assert targets == ["gateway"]
+            ports = sorted(p["port"] for rule in rules for p in rule.get("ports", []))
+            assert ports == [53, 53, 50051]
         else:
             assert egress, f"{w.name} may open connections"
             assert all(not p["spec"].get("egress") for p in egress), f"{w.name} egress rules"

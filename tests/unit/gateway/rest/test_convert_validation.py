@@ -1,4 +1,4 @@
-"""Request validation of the JSON converters: NEC-style InvalidRequest messages for missing,
+"""Request validation of the endpoints: NEC-style InvalidRequest messages for missing,
 mistyped and out-of-range fields; strict base64; unknown fields ignored."""
 
 from __future__ import annotations
@@ -8,19 +8,35 @@ import os
 from collections.abc import Callable
 
 import pytest
+from google.protobuf.message import Message
 
 from facegate.errors import ErrorType, FacegateError
-from facegate.v1 import subjects_pb2
-from gateway.rest import (
-    convert_applications,
-    convert_face,
-    convert_galleries,
-    convert_jobs,
-    convert_subjects,
-    convert_tags,
-)
+from facegate.v1 import applications_pb2, face_pb2, galleries_pb2, subjects_pb2
+from gateway.rest.routes import match
 
 IMAGE = base64.b64encode(b"\xff\xd8\xff\xe0 jpeg bytes!").decode()  # padded: 16 bytes
+
+
+def _request(
+    method: str, path: str, body: object, query: dict[str, list[str]] | None = None
+) -> Message:
+    found = match(method, path)
+    assert found is not None
+    return found[0].build(found[1], query or {}, body).request
+
+
+def _register(body: object) -> Message:
+    return _request("POST", "/v1.1/subjects", body)
+
+
+def _search(body: object) -> face_pb2.FaceSearchRequest:
+    request = _request("POST", "/v1.1/face/search", body)
+    assert isinstance(request, face_pb2.FaceSearchRequest)
+    return request
+
+
+def _list(query: dict[str, list[str]]) -> Message:
+    return _request("GET", "/v1.1/subjects", None, query)
 
 
 def _message_of(call: Callable[[], object]) -> str:
@@ -56,15 +72,11 @@ def _message_of(call: Callable[[], object]) -> str:
     ],
 )
 def test_register_body_errors(body: object, message: str) -> None:
-    assert _message_of(lambda: convert_subjects.subjects_register_request_from_json(body)) == (
-        message
-    )
+    assert _message_of(lambda: _register(body)) == (message)
 
 
 def test_register_body_ignores_unknown_fields_and_null_tags() -> None:
-    request = convert_subjects.subjects_register_request_from_json(
-        {"face": IMAGE, "tags": None, "extra": {"any": 1}}
-    )
+    request = _register({"face": IMAGE, "tags": None, "extra": {"any": 1}})
     assert request == subjects_pb2.SubjectsRegisterRequest(face=base64.b64decode(IMAGE))
 
 
@@ -83,16 +95,14 @@ def test_register_body_ignores_unknown_fields_and_null_tags() -> None:
     ],
 )
 def test_search_body_errors(body: object, message: str) -> None:
-    assert _message_of(lambda: convert_face.face_search_request_from_json(body)) == message
+    assert _message_of(lambda: _search(body)) == message
 
 
 def test_search_body_limits_are_inclusive() -> None:
     for threshold, limit in ((0, 1), (9999, 50)):
-        request = convert_face.face_search_request_from_json(
-            {"probe": IMAGE, "threshold": threshold, "limit": limit}
-        )
+        request = _search({"probe": IMAGE, "threshold": threshold, "limit": limit})
         assert (request.threshold, request.limit) == (threshold, limit)
-    assert not convert_face.face_search_request_from_json({"probe": IMAGE}).HasField("threshold")
+    assert not _search({"probe": IMAGE}).HasField("threshold")
 
 
 @pytest.mark.parametrize(
@@ -105,7 +115,7 @@ def test_search_body_limits_are_inclusive() -> None:
     ],
 )
 def test_extract_body_errors(body: object, message: str) -> None:
-    assert _message_of(lambda: convert_face.face_extract_request_from_json(body)) == message
+    assert _message_of(lambda: _request("POST", "/v1.1/face/extract", body)) == message
 
 
 @pytest.mark.parametrize(
@@ -122,93 +132,102 @@ def test_extract_body_errors(body: object, message: str) -> None:
     ],
 )
 def test_subjects_list_query_errors(query: dict[str, list[str]], message: str) -> None:
-    assert _message_of(lambda: convert_subjects.subjects_list_request_from_json(query)) == message
+    assert _message_of(lambda: _list(query)) == message
 
 
 def test_subjects_list_query_takes_the_last_of_repeated_keys() -> None:
-    request = convert_subjects.subjects_list_request_from_json(
-        {"start": ["5", "10"], "dir": ["asc", "desc"], "other": ["x"]}
-    )
+    request = _list({"start": ["5", "10"], "dir": ["asc", "desc"], "other": ["x"]})
     assert request == subjects_pb2.SubjectsListRequest(
         start=10, dir=subjects_pb2.SORT_DIRECTION_DESC
     )
-    assert not convert_subjects.subjects_list_request_from_json({}).HasField("length")
+    assert not _list({}).HasField("length")
 
 
 @pytest.mark.parametrize(
-    ("function", "args", "message"),
+    ("method", "path", "body", "message"),
     [
         (
-            convert_tags.tags_rename_request_from_json,
-            ("a", {}),
+            "PUT",
+            "/v1.1/tags/a",
+            {},
             "newName property must be provided.",
         ),
         (
-            convert_tags.tags_rename_request_from_json,
-            ("a", {"newName": 1}),
+            "PUT",
+            "/v1.1/tags/a",
+            {"newName": 1},
             "newName must be a string.",
         ),
         (
-            convert_galleries.galleries_create_request_from_json,
-            ({"size": 10},),
+            "POST",
+            "/api/galleries",
+            {"size": 10},
             "name property must be provided.",
         ),
         (
-            convert_galleries.galleries_create_request_from_json,
-            ({"name": "g"},),
+            "POST",
+            "/api/galleries",
+            {"name": "g"},
             "size property must be provided.",
         ),
         (
-            convert_galleries.galleries_create_request_from_json,
-            ({"name": "g", "size": "10"},),
+            "POST",
+            "/api/galleries",
+            {"name": "g", "size": "10"},
             "size must be an integer.",
         ),
         (
-            convert_galleries.galleries_create_request_from_json,
-            ({"name": "g", "size": 1, "faceMinimumQualityScore": "0.5"},),
+            "POST",
+            "/api/galleries",
+            {"name": "g", "size": 1, "faceMinimumQualityScore": "0.5"},
             "faceMinimumQualityScore must be a number.",
         ),
         (
-            convert_galleries.galleries_update_request_from_json,
-            ("g", {"description": 5}),
+            "PATCH",
+            "/api/galleries/g",
+            {"description": 5},
             "description must be a string.",
         ),
         (
-            convert_applications.applications_create_request_from_json,
-            ({"name": "a"},),
+            "POST",
+            "/api/applications",
+            {"name": "a"},
             "galleryId property must be provided.",
         ),
         (
-            convert_jobs.jobs_bulk_register_request_from_json,
-            ({},),
+            "POST",
+            "/v1.1/jobs/bulkregister",
+            {},
             "registrations property must be provided.",
         ),
         (
-            convert_jobs.jobs_bulk_register_request_from_json,
-            ({"registrations": ["1.jpg"]},),
+            "POST",
+            "/v1.1/jobs/bulkregister",
+            {"registrations": ["1.jpg"]},
             "registrations must be an array of objects.",
         ),
         (
-            convert_jobs.jobs_bulk_register_request_from_json,
-            ({"registrations": [{"tags": []}]},),
+            "POST",
+            "/v1.1/jobs/bulkregister",
+            {"registrations": [{"tags": []}]},
             "filename property must be provided.",
         ),
     ],
 )
-def test_other_body_errors(
-    function: Callable[..., object], args: tuple[object, ...], message: str
-) -> None:
-    assert _message_of(lambda: function(*args)) == message
+def test_other_body_errors(method: str, path: str, body: object, message: str) -> None:
+    assert _message_of(lambda: _request(method, path, body)) == message
 
 
 def test_ranges_the_gateway_checks_are_passed_through() -> None:
     """size < 1 and faceMinimumQualityScore outside 0.45..1 are the gateway's to refuse."""
-    request = convert_galleries.galleries_create_request_from_json(
-        {"name": "g", "size": 0, "faceMinimumQualityScore": 0.1}
+    request = _request(
+        "POST", "/api/galleries", {"name": "g", "size": 0, "faceMinimumQualityScore": 0.1}
     )
+    assert isinstance(request, galleries_pb2.GalleriesCreateRequest)
     assert request.size == 0
     assert request.face_minimum_quality_score == pytest.approx(0.1)
-    update = convert_applications.applications_update_request_from_json("a", {"name": "n"})
+    update = _request("PATCH", "/api/applications/a", {"name": "n"})
+    assert isinstance(update, applications_pb2.ApplicationsUpdateRequest)
     assert update.HasField("name")
     assert not update.HasField("description")
     assert not update.HasField("face_minimum_quality_score")
@@ -217,4 +236,4 @@ def test_ranges_the_gateway_checks_are_passed_through() -> None:
 def test_a_multi_megabyte_image_decodes_exactly() -> None:
     image = os.urandom(4_000_001)
     body = {"probe": base64.b64encode(image).decode()}
-    assert convert_face.face_search_request_from_json(body).probe == image
+    assert _search(body).probe == image

@@ -1,5 +1,5 @@
-"""The OpenAPI document: a valid OpenAPI 3.0 document of exactly the routes, whose request
-schemas the converters accept and whose response schemas match what the routes render."""
+"""The OpenAPI document: a valid OpenAPI 3.0 document of exactly the endpoints, whose request
+schemas the endpoints accept and whose response schemas match what they render."""
 
 from __future__ import annotations
 
@@ -19,8 +19,9 @@ from schemathesis.specs.openapi.definitions import OPENAPI_30_VALIDATOR
 
 from facegate.errors import ErrorType, FacegateError
 from facegate.v1 import face_pb2, subjects_pb2
+from gateway.rest.endpoints import ENDPOINTS, Endpoint, RestCall
 from gateway.rest.openapi import ERROR_STATUSES, openapi_document
-from gateway.rest.routes import ROUTES, RestCall, Route, match
+from gateway.rest.routes import match
 
 DOCUMENT = openapi_document()
 SCHEMA = schemathesis.openapi.from_dict(DOCUMENT)
@@ -31,7 +32,7 @@ SECURITY: dict[str, list[dict[str, list[str]]]] = {
 }
 
 
-def _operation(route: Route) -> dict[str, Any]:
+def _operation(route: Endpoint) -> dict[str, Any]:
     operation: dict[str, Any] = DOCUMENT["paths"][route.path][route.method.lower()]
     return operation
 
@@ -41,7 +42,7 @@ def _check(schema: dict[str, Any], instance: object) -> None:
     jsonschema_rs.validator_for({"components": DOCUMENT["components"], **schema}).validate(instance)
 
 
-def _check_reply(route: Route, status: int, body: object) -> None:
+def _check_reply(route: Endpoint, status: int, body: object) -> None:
     responses = _operation(route)["responses"]
     assert str(status) in responses, f"{route.method} {route.path} does not list {status}"
     content = responses[str(status)].get("content")
@@ -66,13 +67,13 @@ def test_document_lists_exactly_the_routes() -> None:
         for path, operations in DOCUMENT["paths"].items()
         for method in operations
     }
-    assert documented == {(route.method, route.path) for route in ROUTES}
-    ids = [_operation(route)["operationId"] for route in ROUTES]
+    assert documented == {(route.method, route.path) for route in ENDPOINTS}
+    ids = [_operation(route)["operationId"] for route in ENDPOINTS]
     assert len(set(ids)) == len(ids)
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda route: f"{route.method} {route.path}")
-def test_operation_parameters_security_and_statuses(route: Route) -> None:
+@pytest.mark.parametrize("route", ENDPOINTS, ids=lambda route: f"{route.method} {route.path}")
+def test_operation_parameters_security_and_statuses(route: Endpoint) -> None:
     operation = _operation(route)
     path_names = [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"]
     assert path_names == re.findall(r"\{(\w+)\}", route.path)
@@ -87,7 +88,7 @@ def test_operation_parameters_security_and_statuses(route: Route) -> None:
 def test_every_error_body_matches_its_status(error_type: ErrorType) -> None:
     assert error_type.http_status in ERROR_STATUSES
     body = FacegateError(error_type, "Something went wrong.").nec_body()
-    for route in ROUTES:
+    for route in ENDPOINTS:
         _check_reply(route, error_type.http_status, body)
 
 
@@ -115,9 +116,9 @@ def _query(values: dict[str, Any] | None) -> dict[str, list[str]]:
     return {key: [str(value)] for key, value in (values or {}).items()}
 
 
-@pytest.mark.parametrize("route", ROUTES, ids=lambda route: f"{route.method} {route.path}")
+@pytest.mark.parametrize("route", ENDPOINTS, ids=lambda route: f"{route.method} {route.path}")
 def test_documented_requests_are_accepted_and_replies_match(
-    route: Route, populate: Callable[[Descriptor, int], Message]
+    route: Endpoint, populate: Callable[[Descriptor, int], Message]
 ) -> None:
     """Requests generated from the document build a call (the shim accepts what the schema
     allows), and each reply rendered for it matches the documented status and schema."""
@@ -146,7 +147,7 @@ def test_documented_requests_are_accepted_and_replies_match(
 
 
 def test_verify_documents_both_bodies() -> None:
-    (verify,) = (route for route in ROUTES if route.path == "/v1.1/face/verify")
+    (verify,) = (route for route in ENDPOINTS if route.path == "/v1.1/face/verify")
     schema = _operation(verify)["requestBody"]["content"]["application/json"]["schema"]
     assert [option["required"] for option in schema["oneOf"]] == [
         ["id", "probe"],

@@ -1,5 +1,5 @@
-"""The route table: each NEC endpoint builds the right gRPC call and renders NEC's status and
-body; path matching, 404 vs 405, and the 404 decisions the REST layer makes."""
+"""The endpoint table and its router: each NEC endpoint builds the right gRPC call and
+renders NEC's status and body; path matching, and the 404 decisions the REST layer makes."""
 
 from __future__ import annotations
 
@@ -23,7 +23,8 @@ from facegate.v1 import (
     subjects_pb2,
     tags_pb2,
 )
-from gateway.rest.routes import ROUTES, RestCall, allowed_methods, match
+from gateway.rest.endpoints import ENDPOINTS, RestCall
+from gateway.rest.routes import match
 
 IMAGE_BYTES = b"\xff\xd8\xff\xe0 jpeg bytes!"
 IMAGE = base64.b64encode(IMAGE_BYTES).decode()
@@ -227,7 +228,7 @@ def test_every_route_has_a_typical_request() -> None:
         found = match(typical.method, typical.path)
         assert found is not None
         covered.add((found[0].method, found[0].path))
-    assert covered == {(route.method, route.path) for route in ROUTES}
+    assert covered == {(route.method, route.path) for route in ENDPOINTS}
 
 
 @pytest.mark.parametrize("typical", TYPICAL, ids=lambda row: f"{row.method} {row.path} {row.rpc}")
@@ -494,27 +495,30 @@ def test_ids_are_one_path_segment() -> None:
     assert match("GET", "/v1.1/tags/") is None
 
 
-def test_unknown_path_and_wrong_method_differ() -> None:
-    assert match("GET", "/v1.1/nothing") is None
-    assert allowed_methods("/v1.1/nothing") == []
+def _methods(path: str) -> list[str]:
+    return [m for m in ("GET", "POST", "PUT", "PATCH", "DELETE") if match(m, path) is not None]
+
+
+def test_paths_and_their_methods() -> None:
+    assert _methods("/v1.1/nothing") == []
     assert match("PATCH", "/v1.1/subjects/s1") is None
-    assert allowed_methods("/v1.1/subjects/s1") == ["PUT", "DELETE"]
-    assert allowed_methods("/v1.1/subjects") == ["GET", "POST"]
-    assert allowed_methods("/v1.1/tags/a/b") == ["POST", "PUT", "DELETE"]
+    assert _methods("/v1.1/subjects/s1") == ["PUT", "DELETE"]
+    assert _methods("/v1.1/subjects") == ["GET", "POST"]
+    assert _methods("/v1.1/tags/a/b") == ["POST", "PUT", "DELETE"]
     assert match("get", "/v1.1/subjects") is None  # methods are upper case, as in ASGI
 
 
 def test_job_routes() -> None:
-    assert allowed_methods("/v1.1/jobs/bulkregister") == ["POST"]
-    assert allowed_methods("/v1.1/jobs/bulkregister/b1") == ["GET"]
-    assert allowed_methods("/v1.1/jobs/bulkregister/b1/7") == ["GET"]
+    assert _methods("/v1.1/jobs/bulkregister") == ["POST"]
+    assert _methods("/v1.1/jobs/bulkregister/b1") == ["GET"]
+    assert _methods("/v1.1/jobs/bulkregister/b1/7") == ["GET"]
 
 
 def test_auth_follows_the_published_spec() -> None:
-    auth = {(route.method, route.path): route.auth for route in ROUTES}
+    auth = {(route.method, route.path): route.auth for route in ENDPOINTS}
     assert auth[("POST", "/v1.1/face/extract")] == "sigv4"
     assert auth[("POST", "/v1.1/face/verify")] == "sigv4+apikey"
     assert auth[("GET", "/v1.1/health")] == "sigv4"
     assert {auth[key] for key in auth if key[1].startswith("/api/")} == {"sigv4"}
     assert auth[("GET", "/v1.1/subjects")] == "sigv4+apikey"
-    assert len(auth) == len(ROUTES)
+    assert len(auth) == len(ENDPOINTS)

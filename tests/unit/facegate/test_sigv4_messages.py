@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.rest.sigv4 import MISSING_TOKEN, SignedRequest, SigV4Error, verify
+from facegate.sigv4 import MISSING_TOKEN, SignedRequest, SigV4Error, verify
 
 AKID, REGION = "AKIAFACEGATETEST0001", "ap-southeast-2"
 HOST = "a1b2c3d4e5.execute-api.ap-southeast-2.amazonaws.com"

@@ -1,13 +1,14 @@
 """Server-side AWS Signature Version 4 verification, as Amazon API Gateway does it.
 
-The REST shim calls :func:`verify` for every request (except CORS preflight) so that
+The gateway calls :func:`verify` for every REST request (except CORS preflight) so that
 clients written for API Gateway's ``AWS_IAM`` authorisation (botocore, the AWS SDKs,
-``aws4``-style signers) work unchanged. Both the ``Authorization`` header form and
-presigned query strings are accepted. Failures raise :class:`SigV4Error` whose
-``message`` is the text API Gateway puts in its 403 JSON body, checked in the order
-AWS's common front end checks them: parameter presence, date format, clock skew,
-``host`` signed, algorithm, credential shape, credential scope, access key, signature,
-session token.
+``aws4``-style signers) work unchanged; the REST shim, which holds no secret, first
+runs :func:`check_claim`, the part of the check that needs none. Both the
+``Authorization`` header form and presigned query strings are accepted. Failures raise
+:class:`SigV4Error` whose ``message`` is the text API Gateway puts in its 403 JSON
+body, checked in the order AWS's common front end checks them: parameter presence,
+date format, clock skew, ``host`` signed, algorithm, credential shape, credential
+scope, access key, signature, session token.
 
 Canonicalisation follows the non-S3 rules: the path has its dot segments and duplicate
 slashes removed and is then URI-encoded *again* (``%3D`` on the wire signs as
@@ -34,7 +35,7 @@ TERMINATOR = "aws4_request"
 MAX_PRESIGNED_EXPIRES = 604800
 """API Gateway, like S3, refuses presigned URLs valid for more than seven days."""
 
-_ISO_BASIC = "%Y%m%dT%H%M%SZ"
+ISO_BASIC = "%Y%m%dT%H%M%SZ"
 _AMZ_DATE = re.compile(r"[0-9]{8}T[0-9]{6}Z", re.ASCII)
 _DIGITS = re.compile(r"-?[0-9]+", re.ASCII)
 _ACCESS_KEY_ID = re.compile(r"[A-Za-z0-9]{1,128}", re.ASCII)
@@ -127,7 +128,7 @@ def derive_signing_key(secret: str, date: str, region: str, service: str) -> byt
 
 
 # Deriving the key costs four HMACs; a small LRU makes a repeat caller's request cost one.
-_signing_key = lru_cache(maxsize=256)(derive_signing_key)
+signing_key = lru_cache(maxsize=256)(derive_signing_key)
 
 
 def canonical_request(
@@ -148,6 +149,81 @@ def canonical_request(
     )
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A request's signature as far as it can be checked without a secret: present,
+    well formed, current and scoped to this gateway. The REST shim refuses at this
+    point what fails (no secret is needed to), and forwards the rest to the gateway."""
+
+    access_key_id: str
+    date: str
+    region: str
+    service: str
+    signed_headers: tuple[str, ...]
+    _claim: _Claim
+    _headers: dict[str, list[str]]
+    _pairs: list[tuple[bytes, bytes]]
+
+    def forwarded_headers(self) -> frozenset[str]:
+        """The lower-case names of the headers the signature check reads."""
+        return SIGNATURE_HEADERS | frozenset(self.signed_headers)
+
+
+SIGNATURE_HEADERS = frozenset(
+    {"authorization", "x-amz-date", "date", _TOKEN, "x-amz-content-sha256"}
+)
+"""Headers the check reads whether or not they are signed."""
+
+
+def check_claim(
+    request: SignedRequest,
+    *,
+    now: datetime,
+    region: str,
+    service: str = "execute-api",
+    max_skew: timedelta = timedelta(minutes=5),
+) -> Claimed:
+    """What ``request`` claims about its signature, checked in API Gateway's order as
+    far as no secret is needed (presence, date, skew, ``host`` signed, algorithm,
+    scope, the access key's shape); else :class:`SigV4Error`."""
+    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+    headers = _header_map(request.headers)
+    pairs = _query_pairs(request.raw_query)
+    authorization = headers.get("authorization")
+    presigned = any(key == _ALGORITHM_PARAM for key, _ in pairs)
+    if authorization is not None and presigned:
+        raise SigV4Error(BOTH_FORMS)
+    if presigned:
+        claim = _claim_from_query(pairs)
+    elif authorization is not None:
+        claim = _claim_from_header(",".join(authorization), headers)
+    else:
+        raise SigV4Error(MISSING_TOKEN)
+
+    check_signing_time(claim.time, now, max_skew, expires=claim.expires)
+    if "host" not in claim.signed_headers:
+        raise SigV4Error(HOST_NOT_SIGNED)
+    if claim.algorithm != ALGORITHM:
+        raise SigV4Error(
+            f"Unsupported AWS 'algorithm': '{claim.algorithm}' (only {ALGORITHM} for now). "
+        )
+    access_key_id, date, scope_region, scope_service = _check_scope(claim, region, service)
+    # Access key ids are short and alphanumeric: anything else is unknown without a
+    # lookup (no store query, no cache entry for junk).
+    if not _ACCESS_KEY_ID.fullmatch(access_key_id):
+        raise SigV4Error(INVALID_TOKEN)
+    return Claimed(
+        access_key_id,
+        date,
+        scope_region,
+        scope_service,
+        claim.signed_headers,
+        claim,
+        headers,
+        pairs,
+    )
+
+
 def verify(
     request: SignedRequest,
     *,
@@ -165,43 +241,20 @@ def verify(
     ``session_token_valid(access_key_id, token)`` judges an ``X-Amz-Security-Token``;
     without it every request carrying a token is refused.
     """
-    now = now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-    headers = _header_map(request.headers)
-    pairs = _query_pairs(request.raw_query)
-    authorization = headers.get("authorization")
-    presigned = any(key == _ALGORITHM_PARAM for key, _ in pairs)
-    if authorization is not None and presigned:
-        raise SigV4Error(BOTH_FORMS)
-    if presigned:
-        claim = _claim_from_query(pairs)
-    elif authorization is not None:
-        claim = _claim_from_header(",".join(authorization), headers)
-    else:
-        raise SigV4Error(MISSING_TOKEN)
-
-    _check_time(claim, now, max_skew)
-    if "host" not in claim.signed_headers:
-        raise SigV4Error(HOST_NOT_SIGNED)
-    if claim.algorithm != ALGORITHM:
-        raise SigV4Error(
-            f"Unsupported AWS 'algorithm': '{claim.algorithm}' (only {ALGORITHM} for now). "
-        )
-    scope = _check_scope(claim, region, service)
-    access_key_id, date, scope_region, scope_service = scope
-    # Access key ids are short and alphanumeric: anything else is unknown without a
-    # lookup (no store query, no cache entry for junk).
-    secret = secret_for(access_key_id) if _ACCESS_KEY_ID.fullmatch(access_key_id) else None
+    claimed = check_claim(request, now=now, region=region, service=service, max_skew=max_skew)
+    claim, headers, pairs = claimed._claim, claimed._headers, claimed._pairs
+    secret = secret_for(claimed.access_key_id)
     if secret is None:
         raise SigV4Error(INVALID_TOKEN)
     token = _session_token(headers, pairs, claim.signed_headers)
 
-    key = _signing_key(secret, date, scope_region, scope_service)
-    amz_date = claim.time.strftime(_ISO_BASIC)
-    credential_scope = f"{date}/{scope_region}/{scope_service}/{TERMINATOR}"
+    key = signing_key(secret, claimed.date, claimed.region, claimed.service)
+    amz_date = claim.time.strftime(ISO_BASIC)
+    credential_scope = f"{claimed.date}/{claimed.region}/{claimed.service}/{TERMINATOR}"
     provided = claim.signature.encode("utf-8", "surrogatepass")
     matched = False
     # Every candidate is computed and compared so the time taken does not say which failed.
-    actual = request.payload_sha256 or _sha256_hex(request.body)
+    actual = request.payload_sha256 or sha256_hex(request.body)
     for payload_hash in _payload_hashes(headers, actual, presigned=claim.presigned):
         creq = _canonical_request(
             request.method,
@@ -217,7 +270,7 @@ def verify(
                 ALGORITHM,
                 amz_date,
                 credential_scope,
-                _sha256_hex(creq.encode("utf-8", "surrogatepass")),
+                sha256_hex(creq.encode("utf-8", "surrogatepass")),
             )
         )
         expected = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
@@ -225,10 +278,10 @@ def verify(
     if not matched:
         raise SigV4Error(SIGNATURE_MISMATCH)
     if token is not None and (
-        session_token_valid is None or not session_token_valid(access_key_id, token)
+        session_token_valid is None or not session_token_valid(claimed.access_key_id, token)
     ):
         raise SigV4Error(INVALID_TOKEN)
-    return Credential(access_key_id, date, scope_region, scope_service, token)
+    return Credential(claimed.access_key_id, claimed.date, claimed.region, claimed.service, token)
 
 
 def _claim_from_header(value: str, headers: dict[str, list[str]]) -> _Claim:
@@ -263,7 +316,7 @@ def _claim_from_header(value: str, headers: dict[str, list[str]]) -> _Claim:
     if problems:
         raise SigV4Error("".join(problems) + "Authorization=" + value)
     time = (
-        _parse_amz_date(",".join(amz_date))
+        parse_amz_date(",".join(amz_date))
         if amz_date is not None
         else _parse_http_date(",".join(http_date or ()))
     )
@@ -300,15 +353,15 @@ def _claim_from_query(pairs: list[tuple[bytes, bytes]]) -> _Claim:
         signed_headers=tuple(params["X-Amz-SignedHeaders"].lower().split(";")),
         # A second X-Amz-Signature would ride along unsigned; refuse it outright.
         signature=params["X-Amz-Signature"] if signatures == 1 else "",
-        time=_parse_amz_date(params["X-Amz-Date"]),
+        time=parse_amz_date(params["X-Amz-Date"]),
         expires=None if expires is None else _parse_expires(expires),
     )
 
 
-def _parse_amz_date(value: str) -> datetime:
+def parse_amz_date(value: str) -> datetime:
     try:
         if _AMZ_DATE.fullmatch(value):
-            return datetime.strptime(value, _ISO_BASIC).replace(tzinfo=UTC)
+            return datetime.strptime(value, ISO_BASIC).replace(tzinfo=UTC)
     except ValueError:
         pass
     raise SigV4Error(
@@ -339,25 +392,27 @@ def _parse_expires(value: str) -> int:
     return expires
 
 
-def _check_time(claim: _Claim, now: datetime, max_skew: timedelta) -> None:
-    """Refuse a request signed too far in the future, or too long ago: ``max_skew`` for
-    the header form, ``X-Amz-Expires`` for a presigned URL that has one."""
-    stamp = claim.time.strftime(_ISO_BASIC)
+def check_signing_time(
+    signed_at: datetime, now: datetime, max_skew: timedelta, *, expires: int | None = None
+) -> None:
+    """Refuse a request signed too far in the future, or too long ago: ``max_skew``, or
+    ``expires`` seconds for a presigned URL that has an ``X-Amz-Expires``."""
+    stamp = signed_at.strftime(ISO_BASIC)
     latest = now + max_skew
-    if claim.time > latest:
+    if signed_at > latest:
         raise SigV4Error(
             f"Signature not yet current: {stamp} is still later than "
-            f"{latest.strftime(_ISO_BASIC)} ({now.strftime(_ISO_BASIC)} + {_minutes(max_skew)})"
+            f"{latest.strftime(ISO_BASIC)} ({now.strftime(ISO_BASIC)} + {_minutes(max_skew)})"
         )
-    if claim.expires is None:
+    if expires is None:
         window, label = max_skew, f"- {_minutes(max_skew)}"
     else:
-        window, label = timedelta(seconds=claim.expires), f"- {claim.expires} sec."
+        window, label = timedelta(seconds=expires), f"- {expires} sec."
     earliest = now - window
-    if claim.time < earliest:
+    if signed_at < earliest:
         raise SigV4Error(
             f"Signature expired: {stamp} is now earlier than "
-            f"{earliest.strftime(_ISO_BASIC)} ({now.strftime(_ISO_BASIC)} {label})"
+            f"{earliest.strftime(ISO_BASIC)} ({now.strftime(ISO_BASIC)} {label})"
         )
 
 
@@ -388,7 +443,7 @@ def _check_scope(claim: _Claim, region: str, service: str) -> tuple[str, str, st
     if date != day:
         problems.append(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
-            f"from HTTP: '{date}' != '{day}', from '{claim.time.strftime(_ISO_BASIC)}'. "
+            f"from HTTP: '{date}' != '{day}', from '{claim.time.strftime(ISO_BASIC)}'. "
         )
     if problems:
         raise SigV4Error("".join(problems))
@@ -500,5 +555,5 @@ def _hmac(key: bytes, message: str) -> bytes:
     return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
 
 
-def _sha256_hex(data: bytes) -> str:
+def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

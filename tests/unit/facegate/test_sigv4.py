@@ -21,7 +21,7 @@ from botocore.credentials import Credentials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.rest.sigv4 import (
+from facegate.sigv4 import (
     INVALID_TOKEN,
     SIGNATURE_MISMATCH,
     TOKEN_NOT_SIGNED,

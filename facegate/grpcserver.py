@@ -26,6 +26,23 @@ from facegate.metrics import GRPC_HANDLED, GRPC_LATENCY
 log = logging.getLogger(__name__)
 
 
+Behaviour = Callable[[Any, grpc.ServicerContext], Any]
+
+
+def around_unary(
+    handler: grpc.RpcMethodHandler[Any, Any] | None, wrap: Callable[[Behaviour], Behaviour]
+) -> grpc.RpcMethodHandler[Any, Any] | None:
+    """``handler`` with its unary behaviour wrapped (other kinds of handler as they are):
+    what a server interceptor returns to run code around each unary call."""
+    if handler is None or handler.unary_unary is None:
+        return handler
+    return grpc.unary_unary_rpc_method_handler(
+        wrap(handler.unary_unary),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
 def _split_method(full_method: str) -> tuple[str, str]:
     _, service, method = full_method.split("/", 2)
     return service, method
@@ -40,12 +57,14 @@ class ErrorAndMetricsInterceptor(grpc.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
         service, method = _split_method(handler_call_details.method)
-        behavior = handler.unary_unary
+        return around_unary(
+            continuation(handler_call_details),
+            lambda behavior: self._wrap(behavior, service, method),
+        )
 
+    @staticmethod
+    def _wrap(behavior: Behaviour, service: str, method: str) -> Behaviour:
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
             code = grpc.StatusCode.OK
@@ -89,11 +108,7 @@ class ErrorAndMetricsInterceptor(grpc.ServerInterceptor):
                 BACKEND_SECONDS.reset(backend_token)
                 REQUEST_ID.reset(token)
 
-        return grpc.unary_unary_rpc_method_handler(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return wrapped
 
 
 MESSAGE_OVERHEAD = 1 << 20

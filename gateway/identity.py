@@ -22,6 +22,7 @@ from google.protobuf.message import DecodeError, Message
 
 from facegate.contract import ACCESS_KEY_METADATA, API_KEY_METADATA, FORWARDED_REQUEST_METADATA
 from facegate.errors import ErrorType, FacegateError
+from facegate.grpcserver import Behaviour, around_unary
 from facegate.rpc_auth import request_bytes, verify_call
 from facegate.sigv4 import SignedRequest, SigV4Error, verify
 from facegate.v1 import auth_pb2
@@ -49,24 +50,19 @@ class CallRecorder(grpc.ServerInterceptor):
         continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler[Any, Any] | None],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler[Any, Any] | None:
-        handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
         method = handler_call_details.method
-        behavior = handler.unary_unary
 
-        def recorded(request: Any, context: grpc.ServicerContext) -> Any:
-            token = _CALL.set(_Call(method, request))
-            try:
-                return behavior(request, context)
-            finally:
-                _CALL.reset(token)
+        def record(behavior: Behaviour) -> Behaviour:
+            def recorded(request: Any, context: grpc.ServicerContext) -> Any:
+                token = _CALL.set(_Call(method, request))
+                try:
+                    return behavior(request, context)
+                finally:
+                    _CALL.reset(token)
 
-        return grpc.unary_unary_rpc_method_handler(
-            recorded,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+            return recorded
+
+        return around_unary(continuation(handler_call_details), record)
 
 
 class Callers:

@@ -1,5 +1,5 @@
 """Explicit conversions between the extractor's domain types and protobuf messages,
-one function per message and direction."""
+one function per message and direction (face attributes: facegate/faces.py)."""
 
 from __future__ import annotations
 
@@ -7,58 +7,12 @@ import math
 
 import numpy as np
 
-from extractor.attributes import Box, FaceAttributes, Point
 from extractor.pipeline import Extraction, Face
 from extractor.selection import FaceSelection
 from facegate.errors import invalid_request
+from facegate.faces import attributes_to_proto
 from facegate.templates import template_to_proto
 from facegate.v1 import common_pb2, extractor_pb2
-
-
-def box_to_proto(box: Box) -> common_pb2.Box:
-    return common_pb2.Box(left=box.left, top=box.top, right=box.right, bottom=box.bottom)
-
-
-def box_from_proto(message: common_pb2.Box) -> Box:
-    return Box(message.left, message.top, message.right, message.bottom)
-
-
-def point_to_proto(point: Point) -> common_pb2.Point:
-    return common_pb2.Point(x=point.x, y=point.y)
-
-
-def point_from_proto(message: common_pb2.Point) -> Point:
-    return Point(message.x, message.y)
-
-
-def attributes_to_proto(attributes: FaceAttributes) -> common_pb2.FaceAttributes:
-    return common_pb2.FaceAttributes(
-        face_area=box_to_proto(attributes.face_area),
-        head_area=box_to_proto(attributes.head_area),
-        right_eye_center=point_to_proto(attributes.right_eye_center),
-        left_eye_center=point_to_proto(attributes.left_eye_center),
-        frontal_face_score=attributes.frontal_face_score,
-        face_roll=attributes.face_roll,
-        face_pan=attributes.face_pan,
-        face_tilt=attributes.face_tilt,
-        face_score=attributes.face_score,
-        face_quality_score=attributes.face_quality_score,
-    )
-
-
-def attributes_from_proto(message: common_pb2.FaceAttributes) -> FaceAttributes:
-    return FaceAttributes(
-        face_area=box_from_proto(message.face_area),
-        head_area=box_from_proto(message.head_area),
-        right_eye_center=point_from_proto(message.right_eye_center),
-        left_eye_center=point_from_proto(message.left_eye_center),
-        frontal_face_score=message.frontal_face_score,
-        face_roll=message.face_roll,
-        face_pan=message.face_pan,
-        face_tilt=message.face_tilt,
-        face_score=message.face_score,
-        face_quality_score=message.face_quality_score,
-    )
 
 
 def template_from_proto(

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from extractor.align import align_face, face_reduction
-from extractor.attributes import Box, FaceAttributes, Point
 from extractor.batching import MicroBatcher
 from extractor.decode import DecodedImage, DecodeLimits, open_image
 from extractor.detect import Detection, Detector
@@ -30,6 +29,7 @@ from extractor.recognize import Recognizer
 from extractor.scores import ScoreMap
 from extractor.selection import FaceSelection, select_faces
 from facegate.errors import ErrorType, FacegateError, invalid_request
+from facegate.faces import Box, FaceAttributes, Point
 from facegate.metrics import BATCH_SIZE, EXTRACTOR_STAGE, FACES_PER_IMAGE, timed
 
 # Head box around the detector's face box, as fractions of the face box's size: the

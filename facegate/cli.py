@@ -138,6 +138,8 @@ def _triple(text: str) -> tuple[float, float, float]:
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from extractor.loader import load_extractor
+    from facegate.faces import attributes_to_proto
+    from gateway.rest.convert_common import face_attributes_to_json
 
     extractor = load_extractor(_settings(args))
     status = 0
@@ -149,10 +151,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
                     raise FacegateError(
                         ErrorType.NO_FACE, "No face was found in the provided image."
                     )
-                _print(
-                    {"faces": [{"attributes": f.attributes.to_nec()} for f in extraction.faces]},
-                    args.pretty,
-                )
+                faces = [
+                    {"attributes": face_attributes_to_json(attributes_to_proto(f.attributes))}
+                    for f in extraction.faces
+                ]
+                _print({"faces": faces}, args.pretty)
             except FacegateError as error:
                 _print(error.nec_body(), args.pretty)
                 status = EXIT_FAILED

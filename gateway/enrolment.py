@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from facegate.errors import ErrorType, FacegateError
+from facegate.faces import FaceAttributes
 from gateway.deps import GatewayDeps, new_id
-from gateway.faces import Face, FaceAttributes, attributes_json
+from gateway.faces import Face, attributes_json
 from gateway.replication import record_change, record_event_changes
 from gateway.store import events, tags
 from gateway.store.changes import KIND_EVENT

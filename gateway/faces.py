@@ -1,6 +1,6 @@
-"""Faces as the gateway's domain holds them: a face's NEC attributes and its template,
-plain frozen dataclasses (the adapters in gateway/adapters/ and the servicers convert
-them to and from protobufs)."""
+"""Faces as the gateway's domain holds them: a face's NEC attributes (facegate/faces.py)
+and its template, plain frozen dataclasses (the adapters in gateway/adapters/ and the
+servicers convert them to and from protobufs)."""
 
 from __future__ import annotations
 
@@ -9,37 +9,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class Box:
-    """Pixels of the upright image; ``right`` and ``bottom`` exclusive."""
-
-    left: int
-    top: int
-    right: int
-    bottom: int
-
-
-@dataclass(frozen=True)
-class Point:
-    x: int
-    y: int
-
-
-@dataclass(frozen=True)
-class FaceAttributes:
-    """The NEC ID "Face Attributes" of one face (proto/facegate/v1/common.proto)."""
-
-    face_area: Box
-    head_area: Box
-    right_eye_center: Point
-    left_eye_center: Point
-    frontal_face_score: float
-    face_roll: float
-    face_pan: float
-    face_tilt: float
-    face_score: float
-    face_quality_score: float
+from facegate.faces import Box, FaceAttributes, Point
 
 
 @dataclass(frozen=True, eq=False)

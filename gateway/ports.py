@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from extractor.scores import ScoreMap
-from gateway.faces import Face, FaceAttributes, Template
+from facegate.faces import FaceAttributes
+from gateway.faces import Face, Template
 
 Clock = Callable[[], int]
 """Milliseconds since the Unix epoch: what the domain stamps rows with and compares

@@ -25,9 +25,10 @@ from facegate.contract import (
     MAX_SCORE,
 )
 from facegate.errors import ErrorType, FacegateError
+from facegate.faces import FaceAttributes
 from gateway.deps import GatewayDeps
 from gateway.enrolment import require_id, require_image, subject_not_found
-from gateway.faces import Face, FaceAttributes
+from gateway.faces import Face
 from gateway.store import events, tags
 from gateway.store.records import Application
 

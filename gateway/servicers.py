@@ -14,6 +14,7 @@ from facegate.contract import (
     DEFAULT_CANDIDATES,
     DEFAULT_THRESHOLD,
 )
+from facegate.faces import attributes_to_proto
 from facegate.v1 import (
     applications_pb2,
     applications_pb2_grpc,
@@ -32,7 +33,6 @@ from facegate.v1 import (
     tags_pb2,
     tags_pb2_grpc,
 )
-from gateway.adapters.convert import attributes_message
 from gateway.bulk import BulkJobs, Registration
 from gateway.enrolment import Enrolment
 from gateway.health import OK, UNAVAILABLE, DependencyChecker
@@ -127,7 +127,7 @@ class SubjectsServicer(subjects_pb2_grpc.SubjectsServicer):
         return subjects_pb2.SubjectsRegisterResponse(
             id=done.subject_id,
             event_id=done.event_id,
-            attributes=attributes_message(done.attributes),
+            attributes=attributes_to_proto(done.attributes),
         )
 
     def Update(
@@ -139,7 +139,7 @@ class SubjectsServicer(subjects_pb2_grpc.SubjectsServicer):
         return subjects_pb2.SubjectsUpdateResponse(
             id=done.subject_id,
             event_id=done.event_id,
-            attributes=attributes_message(done.attributes),
+            attributes=attributes_to_proto(done.attributes),
         )
 
     def Unregister(
@@ -176,7 +176,7 @@ class EventsServicer(events_pb2_grpc.EventsServicer):
         return events_pb2.EventsRegisterResponse(
             id=done.subject_id,
             event_id=done.event_id,
-            attributes=attributes_message(done.attributes),
+            attributes=attributes_to_proto(done.attributes),
         )
 
     def Update(
@@ -192,7 +192,7 @@ class EventsServicer(events_pb2_grpc.EventsServicer):
         return events_pb2.EventsUpdateResponse(
             id=done.subject_id,
             event_id=done.event_id,
-            attributes=attributes_message(done.attributes),
+            attributes=attributes_to_proto(done.attributes),
         )
 
     def Unregister(
@@ -216,7 +216,7 @@ class FaceServicer(face_pb2_grpc.FaceServicer):
             request.image, limit=request.limit if request.HasField("limit") else None
         )
         return face_pb2.FaceExtractResponse(
-            faces=[face_pb2.ExtractedFace(attributes=attributes_message(a)) for a in faces]
+            faces=[face_pb2.ExtractedFace(attributes=attributes_to_proto(a)) for a in faces]
         )
 
     def Search(
@@ -240,7 +240,7 @@ class FaceServicer(face_pb2_grpc.FaceServicer):
                 )
                 for c in result.candidates
             ],
-            attributes=attributes_message(result.attributes),
+            attributes=attributes_to_proto(result.attributes),
         )
 
     def VerifySubject(

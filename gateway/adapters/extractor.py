@@ -13,10 +13,11 @@ import grpc
 
 from extractor.scores import ScoreMap
 from facegate.errors import backend_failure, image_too_large
+from facegate.faces import FaceAttributes, attributes_from_proto
 from facegate.logs import backend_call, request_metadata
 from facegate.v1 import extractor_pb2, extractor_pb2_grpc
-from gateway.adapters.convert import attributes_from_message, face_from_message
-from gateway.faces import Face, FaceAttributes
+from gateway.adapters.convert import face_from_message
+from gateway.faces import Face
 
 _EXTRACTOR = "The extractor"
 
@@ -91,7 +92,7 @@ class ExtractorClient:
         )
         response = self._call("Extract", request)
         assert isinstance(response, extractor_pb2.ExtractorExtractResponse)
-        return [attributes_from_message(face.attributes) for face in response.faces]
+        return [attributes_from_proto(face.attributes) for face in response.faces]
 
     def score_map(self) -> ScoreMap:
         """Asked once: the map is fixed per model."""

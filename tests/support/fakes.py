@@ -20,7 +20,8 @@ import numpy as np
 from extractor.scores import ScoreMap
 from facegate.contract import MAX_SCORE
 from facegate.errors import ErrorType, FacegateError
-from gateway.faces import Box, Face, FaceAttributes, Point, Template
+from facegate.faces import Box, FaceAttributes, Point
+from gateway.faces import Face, Template
 from gateway.ports import IndexEntry, IndexHit
 
 DIM = 128

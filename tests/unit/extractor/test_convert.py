@@ -1,4 +1,5 @@
-"""Domain <-> protobuf conversions: round trips, field coverage, template validation."""
+"""Extractor domain <-> protobuf conversions: templates, selections, faces and extractions
+(the face attributes' conversions: tests/unit/facegate/test_faces.py)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,10 @@ import re
 
 import numpy as np
 import pytest
-from google.protobuf.descriptor import FieldDescriptor
 
-from extractor.attributes import Box, FaceAttributes, Point, nec_number
 from extractor.convert import (
-    attributes_from_proto,
-    attributes_to_proto,
-    box_from_proto,
-    box_to_proto,
     extraction_to_proto,
     face_to_proto,
-    point_from_proto,
-    point_to_proto,
     selection_from_proto,
     selection_to_proto,
     template_from_proto,
@@ -27,27 +20,13 @@ from extractor.pipeline import Extraction, Face
 from extractor.quality import QualityFeatures
 from extractor.selection import FaceSelection
 from facegate.errors import ErrorType, FacegateError
+from facegate.faces import attributes_from_proto
 from facegate.templates import template_to_proto
 from facegate.v1 import common_pb2, extractor_pb2
+from tests.support.attributes import distinct_attributes
 
 MODEL_ID = "edgeface-s-gamma05@0123456789ab"
 DIM = 8
-
-
-def distinct_attributes() -> FaceAttributes:
-    """Every value non-zero, distinct and exactly representable as float32."""
-    return FaceAttributes(
-        face_area=Box(11, 12, 113, 114),
-        head_area=Box(-5, 1, 130, 150),
-        right_eye_center=Point(40, 50),
-        left_eye_center=Point(80, 49),
-        frontal_face_score=0.875,
-        face_roll=-4.5,
-        face_pan=12.25,
-        face_tilt=-7.75,
-        face_score=0.9921875,
-        face_quality_score=0.640625,
-    )
 
 
 def features() -> QualityFeatures:
@@ -58,71 +37,6 @@ def unit(seed: int, dim: int = DIM) -> np.ndarray:
     vector = np.random.default_rng(seed).normal(size=dim).astype(np.float32)
     result: np.ndarray = vector / np.linalg.norm(vector)
     return result
-
-
-def camel(snake: str) -> str:
-    head, *rest = snake.split("_")
-    return head + "".join(part.capitalize() for part in rest)
-
-
-def test_box_round_trip() -> None:
-    box = Box(-3, 4, 500, 600)
-    message = box_to_proto(box)
-    assert (message.left, message.top, message.right, message.bottom) == (-3, 4, 500, 600)
-    assert box_from_proto(message) == box
-
-
-def test_point_round_trip() -> None:
-    point = Point(17, -2)
-    message = point_to_proto(point)
-    assert (message.x, message.y) == (17, -2)
-    assert point_from_proto(message) == point
-
-
-def test_attributes_round_trip() -> None:
-    attributes = distinct_attributes()
-    message = attributes_to_proto(attributes)
-    back = attributes_from_proto(common_pb2.FaceAttributes.FromString(message.SerializeToString()))
-    assert back == attributes
-
-
-def test_attributes_to_proto_sets_every_field() -> None:
-    """Fails when a field is added to FaceAttributes (proto) without a converter for it."""
-
-    def unset(message: common_pb2.FaceAttributes | common_pb2.Box | common_pb2.Point) -> list[str]:
-        present = {field.name for field, _ in message.ListFields()}
-        missing = []
-        for field in message.DESCRIPTOR.fields:
-            if field.name not in present:
-                missing.append(field.name)
-            elif field.type == FieldDescriptor.TYPE_MESSAGE:
-                missing += [f"{field.name}.{n}" for n in unset(getattr(message, field.name))]
-        return missing
-
-    assert unset(attributes_to_proto(distinct_attributes())) == []
-
-
-def test_every_proto_attribute_maps_to_the_nec_attribute_of_the_same_name() -> None:
-    """Catches swapped fields: proto field x -> the NEC key camel(x), with the same value."""
-    attributes = distinct_attributes()
-    nec = attributes.to_nec()
-    message = attributes_to_proto(attributes)
-    names = [field.name for field in common_pb2.FaceAttributes.DESCRIPTOR.fields]
-    assert sorted(camel(n) for n in names) == sorted(nec)
-    for field in common_pb2.FaceAttributes.DESCRIPTOR.fields:
-        value = getattr(message, field.name)
-        expected = nec[camel(field.name)]
-        if field.type == FieldDescriptor.TYPE_MESSAGE:
-            parts = {sub.name: str(getattr(value, sub.name)) for sub in value.DESCRIPTOR.fields}
-            assert parts == expected, field.name
-        else:
-            assert nec_number(value) == expected, field.name
-
-
-def test_attributes_from_default_proto_is_all_zero() -> None:
-    attributes = attributes_from_proto(common_pb2.FaceAttributes())
-    assert attributes.face_area == Box(0, 0, 0, 0)
-    assert attributes.face_quality_score == 0.0
 
 
 def test_template_round_trip() -> None:

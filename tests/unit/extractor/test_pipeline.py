@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from extractor.attributes import Box
 from extractor.decode import decode_image
 from extractor.pipeline import Face, FaceExtractor, poor_quality
 from extractor.selection import FaceSelection
 from facegate.contract import DEFAULT_THRESHOLD
 from facegate.errors import ErrorType, FacegateError
+from facegate.faces import Box
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png"}
 

@@ -9,6 +9,7 @@ import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from facegate.errors import ErrorType, FacegateError
+from facegate.faces import attributes_to_proto
 from facegate.v1 import (
     applications_pb2,
     common_pb2,
@@ -28,36 +29,13 @@ from gateway.rest import (
     convert_tags,
 )
 from gateway.rest.routes import match
+from tests.support.attributes import SPEC_ATTRIBUTES, spec_example_attributes
 
 # ------------------------------------------------------------------ exact wire forms
 
-SPEC_ATTRIBUTES = {
-    "faceArea": {"left": "161", "top": "156", "right": "318", "bottom": "313"},
-    "headArea": {"left": "131", "top": "86", "right": "345", "bottom": "343"},
-    "rightEyeCenter": {"x": "195", "y": "198"},
-    "leftEyeCenter": {"x": "276", "y": "191"},
-    "frontalFaceScore": "0.569824",
-    "faceRoll": "4.93922",
-    "facePan": "-9.34863",
-    "faceTilt": "7.613",
-    "faceScore": "0.999591",
-    "faceQualityScore": "0.86541",
-}
-
 
 def spec_attributes() -> common_pb2.FaceAttributes:
-    return common_pb2.FaceAttributes(
-        face_area=common_pb2.Box(left=161, top=156, right=318, bottom=313),
-        head_area=common_pb2.Box(left=131, top=86, right=345, bottom=343),
-        right_eye_center=common_pb2.Point(x=195, y=198),
-        left_eye_center=common_pb2.Point(x=276, y=191),
-        frontal_face_score=0.569824,
-        face_roll=4.93922,
-        face_pan=-9.34863,
-        face_tilt=7.613,
-        face_score=0.999591,
-        face_quality_score=0.86541,
-    )
+    return attributes_to_proto(spec_example_attributes())
 
 
 def test_attributes_render_as_nec_strings() -> None:

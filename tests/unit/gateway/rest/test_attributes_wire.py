@@ -1,4 +1,6 @@
-"""NEC attribute wire form: C ``%g`` numbers and the exact JSON shape of the spec's example."""
+"""NEC attribute wire form as the REST shim renders it: C ``%g`` numbers and the exact
+JSON shape of the spec's example, from the attributes the extractor computes through the
+float32 protobuf that carries them to the shim."""
 
 from __future__ import annotations
 
@@ -6,49 +8,27 @@ import ctypes
 import ctypes.util
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from extractor.attributes import Box, FaceAttributes, Point, nec_number
+from facegate.faces import Box, FaceAttributes, Point, attributes_to_proto
+from gateway.rest.convert_common import face_attributes_to_json, nec_number
+from tests.support.attributes import SPEC_ATTRIBUTES, spec_example_attributes
 
-_REPO = Path(__file__).resolve().parents[3]
+_REPO = Path(__file__).resolve().parents[4]
 SPEC_CANDIDATES = [
     _REPO / "shared" / "spec" / "necid-api-v1.1-published.rst",
     _REPO.parent / "shared" / "spec" / "necid-api-v1.1-published.rst",
 ]
 
-# The "attributes" object of the spec's Register Subject example response.
-SPEC_EXAMPLE: dict[str, Any] = {
-    "faceArea": {"left": "161", "top": "156", "right": "318", "bottom": "313"},
-    "headArea": {"left": "131", "top": "86", "right": "345", "bottom": "343"},
-    "rightEyeCenter": {"x": "195", "y": "198"},
-    "leftEyeCenter": {"x": "276", "y": "191"},
-    "frontalFaceScore": "0.569824",
-    "faceRoll": "4.93922",
-    "facePan": "-9.34863",
-    "faceTilt": "7.613",
-    "faceScore": "0.999591",
-    "faceQualityScore": "0.86541",
-}
 
-
-def spec_example_attributes() -> FaceAttributes:
-    """Values that the spec example could have been rendered from (more digits than shown)."""
-    return FaceAttributes(
-        face_area=Box(161, 156, 318, 313),
-        head_area=Box(131, 86, 345, 343),
-        right_eye_center=Point(195, 198),
-        left_eye_center=Point(276, 191),
-        frontal_face_score=0.5698241,
-        face_roll=4.939219,
-        face_pan=-9.348631,
-        face_tilt=7.613,
-        face_score=0.99959104,
-        face_quality_score=0.8654099,
-    )
+def rendered(attributes: FaceAttributes) -> dict[str, Any]:
+    """What the REST shim sends for attributes the extractor computed."""
+    return face_attributes_to_json(attributes_to_proto(attributes))
 
 
 @pytest.mark.parametrize(
@@ -105,35 +85,42 @@ def test_nec_number_matches_c_printf_g() -> None:
     assert not mismatches, mismatches[:5]
 
 
-def test_float32_transport_keeps_the_rendering() -> None:
+@pytest.mark.parametrize("value", [0.569824, 4.93922, -9.34863, 7.613, 0.999591, 0.86541, -0.0])
+def test_float32_transport_keeps_the_rendering(value: float) -> None:
     """The proto carries attributes as float32: six significant digits survive it."""
-    for value in (0.569824, 4.93922, -9.34863, 7.613, 0.999591, 0.86541, -0.0):
-        assert nec_number(float(np.float32(value))) == nec_number(value)
+    attributes = replace(spec_example_attributes(), face_roll=value, face_score=value)
+    sent = rendered(attributes)
+    assert sent["faceRoll"] == nec_number(value)
+    assert sent["faceScore"] == nec_number(value)
 
 
 def test_box_and_point_render_integers() -> None:
-    assert Box(1, 2, 30, 40).to_nec() == {"left": "1", "top": "2", "right": "30", "bottom": "40"}
-    assert Point(-3, 7).to_nec() == {"x": "-3", "y": "7"}
+    attributes = replace(
+        spec_example_attributes(), face_area=Box(1, 2, 30, 40), right_eye_center=Point(-3, 7)
+    )
+    sent = rendered(attributes)
+    assert sent["faceArea"] == {"left": "1", "top": "2", "right": "30", "bottom": "40"}
+    assert sent["rightEyeCenter"] == {"x": "-3", "y": "7"}
 
 
-def test_to_nec_equals_spec_example() -> None:
-    rendered = spec_example_attributes().to_nec()
-    assert rendered == SPEC_EXAMPLE
-    assert list(rendered) == list(SPEC_EXAMPLE)
-    assert json.loads(json.dumps(rendered)) == SPEC_EXAMPLE
+def test_rendering_equals_spec_example() -> None:
+    sent = rendered(spec_example_attributes())
+    assert sent == SPEC_ATTRIBUTES
+    assert list(sent) == list(SPEC_ATTRIBUTES)
+    assert json.loads(json.dumps(sent)) == SPEC_ATTRIBUTES
 
 
-def test_to_nec_is_all_strings() -> None:
+def test_rendering_is_all_strings() -> None:
     def leaves(node: Any) -> list[Any]:
         if isinstance(node, dict):
             return [leaf for value in node.values() for leaf in leaves(value)]
         return [node]
 
-    assert all(isinstance(leaf, str) for leaf in leaves(spec_example_attributes().to_nec()))
+    assert all(isinstance(leaf, str) for leaf in leaves(rendered(spec_example_attributes())))
 
 
 def test_spec_example_is_what_the_published_spec_shows() -> None:
-    """Guards SPEC_EXAMPLE above against drifting from the spec text (when it is available)."""
+    """Guards SPEC_ATTRIBUTES against drifting from the spec text (when it is available)."""
     spec = next((p for p in SPEC_CANDIDATES if p.is_file()), None)
     if spec is None:
         pytest.skip("NEC spec not available in this checkout")
@@ -145,10 +132,10 @@ def test_spec_example_is_what_the_published_spec_shows() -> None:
         if depth == 0:
             break
     example = json.loads(text[start : end + 1])
-    assert example == SPEC_EXAMPLE
-    # Every attribute key the spec documents is one that to_nec() produces.
+    assert example == SPEC_ATTRIBUTES
+    # Every attribute key the spec documents is one that the renderer produces.
     section = text[text.index("Face Attributes\n~~~") :]
     section = section[: section.index(".. note::")]
     documented = set(re.findall(r"^:(\w+):", section, re.M))
     assert len(documented) >= 9
-    assert documented <= set(SPEC_EXAMPLE)
+    assert documented <= set(rendered(spec_example_attributes()))

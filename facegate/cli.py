@@ -261,15 +261,22 @@ def cmd_bulk_register(args: argparse.Namespace) -> int:
 def cmd_matcher_resync(args: argparse.Namespace) -> int:
     """Send every active event in the store to the matcher shards the settings name
     (FACEGATE_GATEWAY_MATCHER_ADDRESSES), placed by the current shard count."""
-    from gateway.backends import MatcherClient, open_channel
+    from gateway.backends import ExtractorClient, MatcherClient, open_channel
     from gateway.resync import resync
     from gateway.server import open_store
 
     settings = _settings(args)
     database, _ = open_store(settings)
+    timeout = settings.gateway.call_timeout_s
     channels = [open_channel(address) for address in settings.matcher_addresses]
+    # Only a search asks for the extractor's score map, and a resync only writes: this
+    # channel never connects.
+    extractor_channel = open_channel(settings.extractor_address)
+    extractor = ExtractorClient(
+        extractor_channel, timeout_s=timeout, max_image_bytes=settings.extractor.max_image_bytes
+    )
     try:
-        matcher = MatcherClient(channels, timeout_s=settings.gateway.call_timeout_s)
+        matcher = MatcherClient(channels, timeout_s=timeout, score_map=extractor.score_map)
         sent = resync(
             database,
             matcher,
@@ -279,7 +286,7 @@ def cmd_matcher_resync(args: argparse.Namespace) -> int:
         _print(error.nec_body())
         return EXIT_FAILED
     finally:
-        for channel in channels:
+        for channel in [*channels, extractor_channel]:
             channel.close()
         database.close()
     print(file=sys.stderr)

@@ -7,7 +7,7 @@ reached, or misses the deadline, becomes Unavailable or Timeout, never a bare Rp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -152,14 +152,35 @@ class ExtractorClient:
         return self.score_map().score(float(similarities.max()))
 
 
+@dataclass(frozen=True)
+class ScoredHit:
+    """An event a search found, with its score on the recognizer's map."""
+
+    event_id: str
+    subject_id: str
+    score: int
+
+
 class MatcherClient:
     """The n matcher shards as one: writes go to the shard that holds the event,
-    searches and gallery-wide changes to all of them."""
+    searches and gallery-wide changes to all of them.
 
-    def __init__(self, channels: Sequence[grpc.Channel], *, timeout_s: float) -> None:
+    The shards compare cosine similarities only; ``score_map`` (the extractor's, asked
+    when a search needs it) turns a search's score threshold into a similarity and its
+    hits' similarities into scores.
+    """
+
+    def __init__(
+        self,
+        channels: Sequence[grpc.Channel],
+        *,
+        timeout_s: float,
+        score_map: Callable[[], ScoreMap],
+    ) -> None:
         self._stubs = [matcher_pb2_grpc.MatcherStub(channel) for channel in channels]
         self._fan_out = FanOut(self._stubs, timeout_s=timeout_s)
         self._timeout_s = timeout_s
+        self._score_map = score_map
 
     @property
     def shard_count(self) -> int:
@@ -206,13 +227,21 @@ class MatcherClient:
         k: int,
         threshold: int,
         tag_mask: int,
-    ) -> list[matcher_pb2.MatcherHit]:
+    ) -> list[ScoredHit]:
+        score_map = self._score_map()
         request = matcher_pb2.MatcherSearchRequest(
-            gallery_id=gallery_id, probes=[probe], k=k, threshold=threshold, tag_mask=tag_mask
+            gallery_id=gallery_id,
+            probes=[probe],
+            k=k,
+            min_similarity=score_map.similarity(threshold),
+            tag_mask=tag_mask,
         )
         with backend_call():
             response = self._fan_out.search(request, metadata=request_metadata())
-        return list(response.results[0].hits)
+        return [
+            ScoredHit(hit.event_id, hit.subject_id, score_map.score(hit.similarity))
+            for hit in response.results[0].hits
+        ]
 
     def _on_shard(self, index: int, rpc: str, request: object) -> None:
         try:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from extractor.models.manifest import load_manifest
+from extractor.scores import ScoreMap
 from facegate.settings import Settings
 from facegate.v1 import common_pb2
 from gateway.backends import MatcherClient, open_channel
@@ -27,6 +28,9 @@ from matcher.server import MatcherDeps, create_server, open_shard
 BASE = Settings.from_env()
 MANIFEST = load_manifest(BASE.models)
 RECOGNIZER = MANIFEST.entry("edgeface-s-gamma05")
+assert RECOGNIZER.score_calibration is not None
+SCORE_MAP = ScoreMap(RECOGNIZER.score_calibration.knots)
+THRESHOLD = 9000
 GALLERY = "g1"
 
 
@@ -75,11 +79,9 @@ def world(tmp_path: Path) -> Iterator[World]:
             face_minimum_quality_score=0.45,
             now_ms=1,
         )
-    shard = Shard(
-        replace(BASE, data_dir=tmp_path, model_dir=BASE.models, host="127.0.0.1", matcher_port=0)
-    )
+    shard = Shard(replace(BASE, data_dir=tmp_path, host="127.0.0.1", matcher_port=0))
     channel = open_channel(f"127.0.0.1:{shard.port}")
-    matcher = MatcherClient([channel], timeout_s=2.0)
+    matcher = MatcherClient([channel], timeout_s=2.0, score_map=lambda: SCORE_MAP)
     replicator = Replicator(database, matcher)
     yield World(database, shard, matcher, replicator, channel)
     channel.close()
@@ -113,7 +115,9 @@ def commit_event(world: World, event_id: str, seed: int, tag_mask: int = 0) -> N
 
 def found(world: World, seed: int, tag_mask: int = 0) -> list[str]:
     probe = common_pb2.Template(model_id=RECOGNIZER.model_id, embedding=unit(seed).tolist())
-    hits = world.matcher.search(GALLERY, probe, k=10, threshold=9000, tag_mask=tag_mask)
+    hits = world.matcher.search(GALLERY, probe, k=10, threshold=THRESHOLD, tag_mask=tag_mask)
+    # The client maps the threshold to a similarity and the shards' similarities to scores.
+    assert all(hit.score >= THRESHOLD for hit in hits)
     return [hit.event_id for hit in hits]
 
 
@@ -199,7 +203,6 @@ def test_resync_rebuilds_a_new_sharding_from_the_store(world: World, tmp_path: P
             replace(
                 BASE,
                 data_dir=tmp_path / f"resharded-{index}",
-                model_dir=BASE.models,
                 host="127.0.0.1",
                 matcher_port=0,
                 matcher=replace(BASE.matcher, shard_index=index, shard_count=2),
@@ -209,7 +212,7 @@ def test_resync_rebuilds_a_new_sharding_from_the_store(world: World, tmp_path: P
     ]
     channels = [open_channel(f"127.0.0.1:{shard.port}") for shard in shards]
     try:
-        matcher = MatcherClient(channels, timeout_s=5.0)
+        matcher = MatcherClient(channels, timeout_s=5.0, score_map=lambda: SCORE_MAP)
         assert resync(world.database, matcher) == 11  # the deleted event is not sent
         counts = [shard.shard.stats().count for shard in shards]
         assert sum(counts) == 11

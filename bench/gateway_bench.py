@@ -318,6 +318,7 @@ def measure_floor(stack: Stack, setup: Setup, probes: list[bytes], rounds: int) 
     """Extract and matcher Search through the gateway's own clients, interleaved per probe."""
     extractor, matcher = stack.deps.extractor, stack.deps.matcher
     templates: list[Template] = [extractor.probe_face(p).template for p in probes]
+    min_similarity = extractor.score_map().similarity(DEFAULT_THRESHOLD)
     extract_ms: list[float] = []
     match_ms: list[float] = []
     for number in range(-FLOOR_WARMUP, rounds):
@@ -329,7 +330,7 @@ def measure_floor(stack: Stack, setup: Setup, probes: list[bytes], rounds: int) 
             setup.gallery_id,
             templates[index],
             k=SEARCH_K,
-            threshold=DEFAULT_THRESHOLD,
+            min_similarity=min_similarity,
             tag_mask=0,
         )
         matched = time.perf_counter()

@@ -72,7 +72,7 @@ bench/results/matcher.json — keys (stable; later work compares against them)::
                             planned_recall_at_10, planned_recall_genuine,
                             queries}]},       # hnsw_*: plan="hnsw" forces HNSW
         grpc: {gallery_call: LATENCY,         # Gallery.search, unfiltered
-               in_process: LATENCY,           # Shard.search: checks and scores too
+               in_process: LATENCY,           # Shard.search: its checks too
                grpc: LATENCY,                 # Matcher.Search through a stub
                overhead_p50_ms: float},       # grpc - in_process, p50
       },
@@ -129,9 +129,9 @@ from facegate.contract import DEFAULT_THRESHOLD
 from facegate.settings import Settings
 from facegate.v1 import common_pb2, matcher_pb2, matcher_pb2_grpc
 from matcher.blas import set_blas_threads
-from matcher.gallery import EntryBatch, Gallery, Hit, IndexParams
+from matcher.gallery import EntryBatch, Gallery, Hit
+from matcher.params import IndexParams
 from matcher.persist import load_gallery, save_gallery
-from matcher.scoring import KnownModel
 from matcher.server import MAX_MESSAGE_BYTES, MatcherDeps, create_server
 from matcher.shard import Shard, ShardConfig
 from matcher.wal import WriteAheadLog
@@ -409,7 +409,7 @@ def run_facegate(w: Workload, sweep_queries: int) -> dict[str, Any]:
     )
 
     result["planner"] = _planner_sweep(gallery, w, sweep_queries)
-    result["grpc"] = _grpc_round_trip(gallery, probes, shipped_score_map())
+    result["grpc"] = _grpc_round_trip(gallery, probes)
     result["snapshot"] = _snapshot_round_trip(gallery, probes[:20])
     del gallery
     release_memory()
@@ -507,9 +507,9 @@ def _planner_sweep(gallery: Gallery, w: Workload, count: int) -> dict[str, Any]:
     }
 
 
-def _grpc_round_trip(gallery: Gallery, probes: F32, score_map: ScoreMap) -> dict[str, Any]:
-    """Unfiltered Search, k=10, threshold 0: the gallery's own call, the shard's (checks
-    and scores included) and a real stub through the Matcher server on a free port.
+def _grpc_round_trip(gallery: Gallery, probes: F32) -> dict[str, Any]:
+    """Unfiltered Search, k=10, no similarity floor: the gallery's own call, the shard's
+    (checks included) and a real stub through the Matcher server on a free port.
 
     The shard is made around the gallery already built (its constructor takes the
     galleries), with a write-ahead log in a temporary directory that nothing writes to.
@@ -524,14 +524,13 @@ def _grpc_round_trip(gallery: Gallery, probes: F32, score_map: ScoreMap) -> dict
             galleries={gallery.gallery_id: gallery},
             sequence=0,
             snapshot_sequence=0,
-            models={gallery.model_id: KnownModel(gallery.dim, score_map)},
         )
         try:
             gallery_call, _ = time_queries(functools.partial(gallery.search, k=K), probes)
 
             def shard_call(probe: F32) -> int:
                 found = shard.search(
-                    gallery.gallery_id, [(gallery.model_id, probe)], k=K, threshold=0
+                    gallery.gallery_id, [(gallery.model_id, probe)], k=K, min_similarity=-1.0
                 )
                 return len(found[0])
 
@@ -555,7 +554,7 @@ def _grpc_round_trip(gallery: Gallery, probes: F32, score_map: ScoreMap) -> dict
                                 )
                             ],
                             k=K,
-                            threshold=0,
+                            min_similarity=-1.0,
                         )
                         response = stub.Search(request, timeout=grpc_timeout_s)
                         return len(response.results[0].hits)
@@ -981,9 +980,9 @@ def _run_section(key: str, run: dict[str, Any], result: dict[str, Any]) -> str:
     rt = fg["grpc"]
     lines += [
         "",
-        "gRPC round trip, unfiltered Search of one probe, k=10, threshold 0 (p50 / p99 ms, "
-        f"q/s): Gallery.search {_lat(rt['gallery_call'])}; Shard.search in-process (checks "
-        f"and scores) {_lat(rt['in_process'])}; Matcher.Search through a stub on "
+        "gRPC round trip, unfiltered Search of one probe, k=10, no similarity floor (p50 / "
+        f"p99 ms, q/s): Gallery.search {_lat(rt['gallery_call'])}; Shard.search in-process "
+        f"(with its checks) {_lat(rt['in_process'])}; Matcher.Search through a stub on "
         f"127.0.0.1 {_lat(rt['grpc'])}: +{rt['overhead_p50_ms']:.2f} ms at the median.",
     ]
     return "\n".join(lines)

@@ -8,10 +8,12 @@ The variables are listed in docs/configuration.md.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
+
+from matcher.params import IndexParams
 
 T = TypeVar("T")
 
@@ -64,24 +66,9 @@ class MatcherSettings:
     """Number of shards n in the deployment (the placement rule: matcher/placement.py)."""
     data_dir: Path | None = None
     """The shard's log and snapshots; None = ``<data_dir>/matcher/shard-<shard_index>``."""
-    m: int = 64
-    """HNSW links per node (hnswlib M): more = better recall, more memory."""
-    ef_construction: int = 400
-    """HNSW candidate list while building: more = better graph, slower inserts."""
-    ef_search: int = 512
-    """HNSW candidate list while searching (at least the candidates asked for)."""
-    graph_segments: int = 2
-    """Segments a large gallery's graph is split into, searched in parallel by one query:
-    lower latency at a given recall for more CPU per query (docs/matcher.md)."""
-    projection_dim: int = 128
-    """Dimensions a large gallery's graph is built on (0 = the full vectors)."""
-    rerank_share: float = 0.4
-    """Graph candidates re-scored exactly, as a share of ef_search."""
-    index_min: int = 2048
-    """A gallery builds its graph once it holds this many entries (smaller: scanned)."""
-    exact_factor: float = 50.0
-    """A tag filter leaving at most this many times the square root of the graph's live
-    entries is scanned exactly, not via HNSW (the two costs cross there)."""
+    index: IndexParams = field(default_factory=IndexParams)
+    """How galleries are indexed and searched; each field is read from
+    ``FACEGATE_MATCHER_<FIELD>`` like the fields here (``FACEGATE_MATCHER_EF_SEARCH``)."""
     snapshot_after_records: int = 50_000
     """Write a snapshot once the log holds this many records after the last one (or a
     tenth of the shard's entries, if that is more)."""
@@ -238,7 +225,7 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then ``FACEGATE_*`` variables, then ``overrides`` (non-None only)."""
         env = os.environ if env is None else env
-        top = _from_env(cls(), env, ENV_PREFIX)
+        top = _from_env(cls(), env, ENV_PREFIX, sections=_SECTIONS.keys())
         for name, prefix in _SECTIONS.items():
             nested = _from_env(getattr(top, name), env, ENV_PREFIX + prefix)
             top = replace(top, **{name: nested})
@@ -251,12 +238,18 @@ class Settings:
         return top
 
 
-def _from_env(obj: T, env: Mapping[str, str], prefix: str) -> T:
+def _from_env(obj: T, env: Mapping[str, str], prefix: str, *, sections: Collection[str] = ()) -> T:
+    """``obj`` with the fields ``prefix + FIELD`` sets in ``env``. A nested dataclass is
+    read under the same prefix (a group of fields, such as ``MatcherSettings.index``),
+    unless it is one of ``sections``: those have a prefix of their own."""
     changes: dict[str, Any] = {}
     for f in fields(obj):  # type: ignore[arg-type]
         current = getattr(obj, f.name)
+        if f.name in sections:
+            continue
         if is_dataclass(current):
-            continue  # a nested section: read under its own prefix by Settings.from_env
+            changes[f.name] = _from_env(current, env, prefix)
+            continue
         key = prefix + f.name.upper()
         if key not in env:
             continue

@@ -42,7 +42,8 @@ class IndexEntry:
 class IndexHit:
     event_id: str
     subject_id: str
-    score: int
+    similarity: float
+    """Cosine similarity of probe and template (the index knows no score scale)."""
 
 
 class Extractor(Protocol):
@@ -86,8 +87,9 @@ class TemplateIndex(Protocol):
     def drop_gallery(self, gallery_id: str) -> None: ...
 
     def search(
-        self, gallery_id: str, probe: Template, *, k: int, threshold: int, tag_mask: int
+        self, gallery_id: str, probe: Template, *, k: int, min_similarity: float, tag_mask: int
     ) -> list[IndexHit]:
-        """At most ``k`` hits scoring at least ``threshold``, best first; ``tag_mask``
-        0 = every event, else the events carrying any of its bits."""
+        """At most ``k`` hits of similarity at least ``min_similarity``, most similar
+        first (ties by event id); ``tag_mask`` 0 = every event, else the events carrying
+        any of its bits."""
         ...

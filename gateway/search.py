@@ -132,16 +132,22 @@ class Matching:
             with self._deps.database.read() as conn:
                 mask = tags.tag_mask(conn, gallery_id, tag_names)
         face = self._deps.extractor.probe_face(probe)
+        # The index compares similarities; scores are the recognizer's map of them.
+        score_map = self._deps.extractor.score_map()
         hits = self._deps.matcher.search(
             gallery_id,
             face.template,
             k=min(MAX_CANDIDATES, 2 * limit),
-            threshold=threshold,
+            min_similarity=score_map.similarity(threshold),
             tag_mask=mask,
         )
         with self._deps.database.read() as conn:
             active = events.active_event_ids(conn, gallery_id, [h.event_id for h in hits])
-        kept = [(h.subject_id, h.event_id, h.score) for h in hits if h.event_id in active]
+        kept = [
+            (h.subject_id, h.event_id, score_map.score(h.similarity))
+            for h in hits
+            if h.event_id in active
+        ]
         return SearchResult(group_by_subject(kept[:limit]), face.attributes)
 
     def verify_subject(self, application: Application, subject_id: str, probe: bytes) -> int:

@@ -110,15 +110,14 @@ def open_gateway(settings: Settings) -> Gateway:
     timeout = settings.gateway.call_timeout_s
     extractor_channel = open_channel(settings.extractor_address)
     matcher_channels = [open_channel(address) for address in settings.matcher_addresses]
+    extractor = ExtractorClient(
+        extractor_channel, timeout_s=timeout, max_image_bytes=settings.extractor.max_image_bytes
+    )
     matcher = MatcherClient(matcher_channels, timeout_s=timeout)
     replicator = Replicator(database, matcher)
     deps = GatewayDeps(
         database=database,
-        extractor=ExtractorClient(
-            extractor_channel,
-            timeout_s=timeout,
-            max_image_bytes=settings.extractor.max_image_bytes,
-        ),
+        extractor=extractor,
         matcher=matcher,
         replicator=replicator,
         secrets=box,

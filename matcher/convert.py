@@ -22,8 +22,9 @@ import numpy as np
 
 from facegate.templates import template_to_proto
 from facegate.v1 import common_pb2, matcher_pb2
-from matcher.gallery import IndexParams
-from matcher.results import ScoredHit, ShardStats
+from matcher.gallery import Hit
+from matcher.params import IndexParams
+from matcher.results import ShardStats
 from matcher.writes import (
     ClearTagBit,
     Delete,
@@ -46,7 +47,7 @@ class SearchQuery:
     gallery_id: str
     probes: tuple[Probe, ...]
     k: int
-    threshold: int
+    min_similarity: float
     tag_mask: int = 0
     """0 = no filter; else entries sharing a bit with it (OR)."""
 
@@ -164,7 +165,7 @@ def search_request_to_proto(query: SearchQuery) -> matcher_pb2.MatcherSearchRequ
         gallery_id=query.gallery_id,
         probes=[template_to_proto(model_id, vector) for model_id, vector in query.probes],
         k=query.k,
-        threshold=query.threshold,
+        min_similarity=query.min_similarity,
         tag_mask=query.tag_mask,
     )
 
@@ -174,46 +175,44 @@ def search_request_from_proto(message: matcher_pb2.MatcherSearchRequest) -> Sear
         gallery_id=message.gallery_id,
         probes=tuple(template_from_proto(p) for p in message.probes),
         k=message.k,
-        threshold=message.threshold,
+        min_similarity=message.min_similarity,
         tag_mask=message.tag_mask,
     )
 
 
-def hit_to_proto(hit: ScoredHit) -> matcher_pb2.MatcherHit:
+def hit_to_proto(hit: Hit) -> matcher_pb2.MatcherHit:
     return matcher_pb2.MatcherHit(
         event_id=hit.event_id,
         subject_id=hit.subject_id,
-        score=hit.score,
         similarity=hit.similarity,
     )
 
 
-def hit_from_proto(message: matcher_pb2.MatcherHit) -> ScoredHit:
-    return ScoredHit(
+def hit_from_proto(message: matcher_pb2.MatcherHit) -> Hit:
+    return Hit(
         event_id=message.event_id,
         subject_id=message.subject_id,
-        score=message.score,
         similarity=message.similarity,
     )
 
 
-def probe_result_to_proto(hits: Sequence[ScoredHit]) -> matcher_pb2.MatcherProbeResult:
+def probe_result_to_proto(hits: Sequence[Hit]) -> matcher_pb2.MatcherProbeResult:
     return matcher_pb2.MatcherProbeResult(hits=[hit_to_proto(h) for h in hits])
 
 
-def probe_result_from_proto(message: matcher_pb2.MatcherProbeResult) -> list[ScoredHit]:
+def probe_result_from_proto(message: matcher_pb2.MatcherProbeResult) -> list[Hit]:
     return [hit_from_proto(h) for h in message.hits]
 
 
 def search_response_to_proto(
-    results: Sequence[Sequence[ScoredHit]],
+    results: Sequence[Sequence[Hit]],
 ) -> matcher_pb2.MatcherSearchResponse:
     return matcher_pb2.MatcherSearchResponse(results=[probe_result_to_proto(r) for r in results])
 
 
 def search_response_from_proto(
     message: matcher_pb2.MatcherSearchResponse,
-) -> list[list[ScoredHit]]:
+) -> list[list[Hit]]:
     return [probe_result_from_proto(r) for r in message.results]
 
 

@@ -20,8 +20,8 @@ The limit grows with the square root of the gallery because the two costs cross 
 a scan costs in proportion to the entries passing, ``selectivity * live``, and a
 filtered graph search in proportion to its over-fetch, ``1 / selectivity``; they are
 equal where ``selectivity * live`` is proportional to ``sqrt(live)``.
-Every hit is scored with the one canonical similarity (matcher/scan.py), so scores are
-exact and the same whichever path, shard or batch found them; only which entries the
+Every hit's similarity is the one canonical similarity (matcher/scan.py), so it is
+exact and the same whichever path, shard or batch found it; only which entries the
 graph proposes is approximate.
 
 A graph may be split into segments (``graph_segments``) that a search visits in
@@ -49,6 +49,7 @@ import numpy as np
 from facegate.metrics import MATCHER_SEARCH
 from matcher import projection, scan
 from matcher.graph import SegmentedGraph
+from matcher.params import IndexParams
 from matcher.rwlock import ReadWriteLock
 from matcher.tags import TagPostings
 
@@ -61,45 +62,6 @@ MAX_GRAPH_NEIGHBOURS = 8192
 COMPACTION_CHUNK = 10_000
 
 Plan = Literal["exact", "hnsw"]
-
-
-@dataclass(frozen=True)
-class IndexParams:
-    m: int = 64
-    """HNSW links per node (hnswlib M)."""
-    ef_construction: int = 400
-    """HNSW candidate list while building."""
-    ef_search: int = 512
-    """HNSW candidate list while searching (at least the candidates asked for)."""
-    graph_segments: int = 2
-    """Segments the graph is split into, searched in parallel by one query: lower
-    latency at a given recall for more CPU per query (matcher/graph.py)."""
-    projection_dim: int = 128
-    """Dimensions the graph's vectors are projected to; 0 = the full vectors."""
-    rerank_share: float = 0.4
-    """Candidates the graph proposes for exact re-scoring, as a share of ef_search (at
-    least k): the graph's ordering on projected vectors is good, not exact."""
-    index_min: int = 2048
-    """A gallery builds its graph once it holds this many entries; smaller are scanned."""
-    exact_factor: float = 50.0
-    """A filter leaving at most this many times the square root of the graph's live
-    entries is scanned exactly (:meth:`exact_max`)."""
-    overfetch: float = 2.0
-    """With a filter on the graph path, ask for rerank / selectivity times this."""
-    merge_chunk: int = 128
-    """Pending entries moved into the graph per write-lock hold."""
-    compact_ratio: float = 0.25
-    """Rebuild the graph once dead entries exceed this share of it."""
-    refit_growth: float = 4.0
-    """Rebuild the graph (refitting its projection) once it holds this many times the
-    entries its projection was fitted on: a projection fitted on a gallery's first
-    entries must not decide forever which directions later entries are searched along.
-    Geometric, so all rebuilds together cost about a third of one build. 0 = never."""
-
-    def exact_max(self, live: int) -> int:
-        """Most entries a filter may leave to be scanned exactly in a graph of ``live``
-        entries (the measured crossing of the two paths' costs: docs/benchmarks.md)."""
-        return math.ceil(self.exact_factor * math.sqrt(live))
 
 
 @dataclass(frozen=True)

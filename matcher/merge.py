@@ -6,9 +6,9 @@ part of each gallery, and the global top-k of a probe is the top-k of the union 
 shard's top-k: a hit missing from its shard's k best has k better hits on that shard
 alone. Merging therefore needs nothing but the hits: order by similarity (desc), ties by
 event id (asc) — the order a single shard uses (matcher.proto, MatcherProbeResult) — and
-keep k. Scores come from the same calibrated map on every shard, so they need no
-adjusting. An event id seen on two shards (possible only while entries are being moved
-between shards) is kept once, with its best similarity.
+keep k. Every shard computes the same canonical similarity (matcher/scan.py), so hits of
+different shards compare as they are. An event id seen on two shards (possible only while
+entries are being moved between shards) is kept once, with its best similarity.
 
 A shard that fails makes the whole search fail, naming the shard: silently answering
 from the other shards would return a plausible but wrong top-k (a missed match), which is
@@ -33,7 +33,7 @@ R = TypeVar("R")
 
 
 class HitLike(Protocol):
-    """What merging needs of a hit: ``ScoredHit`` and ``MatcherHit`` both qualify."""
+    """What merging needs of a hit: ``Hit`` and ``MatcherHit`` both qualify."""
 
     @property
     def event_id(self) -> str: ...

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from matcher.gallery import Gallery, GalleryState, IndexParams
+from matcher.gallery import Gallery, GalleryState
+from matcher.params import IndexParams
 
 ARRAYS_FILE = "slots.npz"
 META_FILE = "gallery.json"

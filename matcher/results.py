@@ -1,18 +1,10 @@
-"""What a shard answers: scored hits and statistics."""
+"""What a shard tells of itself: its statistics."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from matcher.gallery import IndexParams
-
-
-@dataclass(frozen=True)
-class ScoredHit:
-    event_id: str
-    subject_id: str
-    score: int
-    similarity: float
+from matcher.params import IndexParams
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Exact similarities: blocked scans of the float32 vectors and the one canonical score.
+"""Exact similarities: blocked scans of the float32 vectors and the one canonical value.
 
 A similarity is defined once: the float64 inner product of the stored float32 vectors,
 rounded to float32 (:func:`canonical`). Scans compute float32 products (BLAS), which

@@ -1,7 +1,7 @@
 """The Matcher gRPC service: translates requests to :class:`Shard` calls and back.
 
 The servicer decides nothing: every check (ids, dimensions, NaN or zero vectors, k,
-threshold, tag bits, model ids) is the shard's, which raises ``FacegateError``
+min_similarity, tag bits, model ids) is the shard's, which raises ``FacegateError``
 (InvalidRequest) for bad input; the shared interceptor (facegate/grpcserver.py) turns
 that into INVALID_ARGUMENT with the ``facegate-error-type`` trailer. So the shard behaves
 the same whether called over gRPC or in-process (tests, benchmarks).
@@ -33,8 +33,6 @@ from matcher.convert import (
     upsert_request_from_proto,
     write_response_to_proto,
 )
-from matcher.gallery import IndexParams
-from matcher.scoring import known_models_from_manifest
 from matcher.shard import Shard, ShardConfig
 
 # Upserts carry batches of templates (a 512-d template is ~2 KiB on the wire): room for
@@ -93,7 +91,7 @@ class MatcherServicer(matcher_pb2_grpc.MatcherServicer):
             query.gallery_id,
             query.probes,
             k=query.k,
-            threshold=query.threshold,
+            min_similarity=query.min_similarity,
             tag_mask=query.tag_mask,
         )
         return search_response_to_proto(results)
@@ -118,9 +116,10 @@ def shard_config(settings: Settings) -> ShardConfig:
         raise ValueError(
             f"FACEGATE_MATCHER_SHARD_COUNT must be at least 1, not {matcher.shard_count}"
         )
-    if matcher.graph_segments < 1:
+    if matcher.index.graph_segments < 1:
         raise ValueError(
-            f"FACEGATE_MATCHER_GRAPH_SEGMENTS must be at least 1, not {matcher.graph_segments}"
+            "FACEGATE_MATCHER_GRAPH_SEGMENTS must be at least 1, "
+            f"not {matcher.index.graph_segments}"
         )
     if not 0 <= matcher.shard_index < matcher.shard_count:
         raise ValueError(
@@ -131,25 +130,16 @@ def shard_config(settings: Settings) -> ShardConfig:
         data_dir=settings.matcher_dir,
         index=matcher.shard_index,
         count=matcher.shard_count,
-        params=IndexParams(
-            m=matcher.m,
-            ef_construction=matcher.ef_construction,
-            ef_search=matcher.ef_search,
-            graph_segments=matcher.graph_segments,
-            projection_dim=matcher.projection_dim,
-            rerank_share=matcher.rerank_share,
-            index_min=matcher.index_min,
-            exact_factor=matcher.exact_factor,
-        ),
+        params=matcher.index,
         snapshot_after_records=matcher.snapshot_after_records,
         build_threads=matcher.build_threads,
     )
 
 
 def open_shard(settings: Settings) -> Shard:
-    """Recover the shard the settings describe, scoring with the manifest's calibrations
-    (only manifest.json is read: a matcher needs no model files)."""
-    return Shard.open(shard_config(settings), known_models_from_manifest(settings.models))
+    """Recover the shard the settings describe (it needs no model file or manifest: a
+    shard compares templates, and the gallery's first entry sets their model)."""
+    return Shard.open(shard_config(settings))
 
 
 class ShardCollector(Collector):

@@ -12,22 +12,23 @@ snapshot and replays the log after it (ADR 0005).
 from __future__ import annotations
 
 import logging
+import math
 import shutil
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from facegate.contract import MAX_CANDIDATES, MAX_SCORE
+from facegate.contract import MAX_CANDIDATES
 from facegate.errors import ErrorType, FacegateError, invalid_request
 from matcher.convert import write_from_log, write_to_log
-from matcher.gallery import EntryBatch, Gallery, GalleryStats, IndexParams
+from matcher.gallery import EntryBatch, Gallery, GalleryStats, Hit
+from matcher.params import IndexParams
 from matcher.persist import fsync_path, load_gallery, save_gallery
-from matcher.results import ScoredHit, ShardStats
-from matcher.scoring import KnownModel
+from matcher.results import ShardStats
 from matcher.wal import WalError, WriteAheadLog
 from matcher.writes import (
     ClearTagBit,
@@ -75,14 +76,12 @@ class Shard:
         galleries: dict[str, Gallery],
         sequence: int,
         snapshot_sequence: int,
-        models: Mapping[str, KnownModel],
     ) -> None:
         self.config = config
         self._wal = wal
         self._galleries = galleries
         self._sequence = sequence
         self._snapshot_sequence = snapshot_sequence
-        self._models = dict(models)
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._compactions: dict[str, threading.Thread] = {}
@@ -92,7 +91,7 @@ class Shard:
         self._maintenance.start()
 
     @classmethod
-    def open(cls, config: ShardConfig, models: Mapping[str, KnownModel]) -> Shard:
+    def open(cls, config: ShardConfig) -> Shard:
         """Recover from disk: the newest complete snapshot, then the log after it."""
         started = time.perf_counter()
         config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +118,6 @@ class Shard:
             galleries=galleries,
             sequence=wal.last_sequence,
             snapshot_sequence=snapshot_sequence,
-            models=models,
         )
 
     # ------------------------------------------------------------------ writes
@@ -133,7 +131,6 @@ class Shard:
             models = {g: (g_.model_id, g_.dim) for g, g_ in self._galleries.items()}
             seen: set[tuple[str, str]] = set()
             for entry in checked:
-                self._check_template(entry.model_id, len(entry.vector), f"event {entry.event_id}")
                 held = models.setdefault(entry.gallery_id, (entry.model_id, len(entry.vector)))
                 if held != (entry.model_id, len(entry.vector)):
                     raise invalid_request(
@@ -184,19 +181,6 @@ class Shard:
         self._sequence = sequence
         return sequence
 
-    def _check_template(self, model_id: str, dim: int, what: str) -> KnownModel:
-        known = self._models.get(model_id)
-        if known is None:
-            raise invalid_request(
-                f"{what}: templates of model {model_id!r} cannot be scored by this matcher "
-                f"(it knows: {', '.join(sorted(self._models)) or 'no model'})."
-            )
-        if dim != known.dim:
-            raise invalid_request(
-                f"{what}: {model_id} templates have {known.dim} values, not {dim}."
-            )
-        return known
-
     # ------------------------------------------------------------------ search
 
     def search(
@@ -205,41 +189,39 @@ class Shard:
         probes: Sequence[tuple[str, np.ndarray]],
         *,
         k: int,
-        threshold: int,
+        min_similarity: float,
         tag_mask: int = 0,
-    ) -> list[list[ScoredHit]]:
-        """Per probe (model id, vector): the best ``k`` entries scoring >= ``threshold``."""
+    ) -> list[list[Hit]]:
+        """Per probe (model id, vector): the best ``k`` entries whose cosine similarity to
+        it is at least ``min_similarity``.
+
+        A probe must be a template of the gallery's model and dimension: similarities
+        between templates of different models mean nothing.
+        """
         check_id(gallery_id, "gallery_id")
         if not 1 <= k <= MAX_CANDIDATES:
             raise invalid_request(f"k must be between 1 and {MAX_CANDIDATES}.")
-        if not 0 <= threshold <= MAX_SCORE:
-            raise invalid_request(f"threshold must be between 0 and {MAX_SCORE}.")
+        if not (math.isfinite(min_similarity) and -1.0 <= min_similarity <= 1.0):
+            raise invalid_request("min_similarity must be between -1 and 1.")
         if not 0 <= tag_mask < 1 << 64:
             raise invalid_request("tag_mask must fit in 64 bits.")
         if not probes:
             raise invalid_request("at least one probe is needed.")
         gallery = self._galleries.get(gallery_id)
-        results: list[list[ScoredHit]] = []
+        results: list[list[Hit]] = []
         for position, (model_id, values) in enumerate(probes):
             probe = unit_vector(values, f"probe {position}")
-            known = self._check_template(model_id, len(probe), f"probe {position}")
             if gallery is None:
                 results.append([])
                 continue
-            if gallery.model_id != model_id:
+            if (model_id, len(probe)) != (gallery.model_id, gallery.dim):
                 raise invalid_request(
-                    f"probe {position} is a template of model {model_id!r}; gallery "
-                    f"{gallery_id!r} holds templates of {gallery.model_id!r}."
+                    f"probe {position} is a {len(probe)}-d template of model {model_id!r}; "
+                    f"gallery {gallery_id!r} holds {gallery.dim}-d templates of "
+                    f"{gallery.model_id!r}."
                 )
-            score_map = known.score_map
-            hits = gallery.search(
-                probe, k, min_similarity=score_map.similarity(threshold), tag_mask=tag_mask
-            )
             results.append(
-                [
-                    ScoredHit(h.event_id, h.subject_id, score_map.score(h.similarity), h.similarity)
-                    for h in hits
-                ]
+                gallery.search(probe, k, min_similarity=min_similarity, tag_mask=tag_mask)
             )
         return results
 

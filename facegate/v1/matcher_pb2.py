@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from facegate.v1 import common_pb2 as facegate_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66\x61\x63\x65gate/v1/matcher.proto\x12\x0b\x66\x61\x63\x65gate.v1\x1a\x18\x66\x61\x63\x65gate/v1/common.proto\"\x83\x01\n\x0cMatcherEntry\x12\x12\n\ngallery_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nsubject_id\x18\x03 \x01(\t\x12\'\n\x08template\x18\x04 \x01(\x0b\x32\x15.facegate.v1.Template\x12\x10\n\x08tag_mask\x18\x05 \x01(\x06\"B\n\x14MatcherUpsertRequest\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.facegate.v1.MatcherEntry\")\n\x15MatcherUpsertResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"=\n\x14MatcherDeleteRequest\x12\x12\n\ngallery_id\x18\x01 \x01(\t\x12\x11\n\tevent_ids\x18\x02 \x03(\t\")\n\x15MatcherDeleteResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"E\n\x1bMatcherDeleteSubjectRequest\x12\x12\n\ngallery_id\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\"0\n\x1cMatcherDeleteSubjectResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"<\n\x19MatcherClearTagBitRequest\x12\x12\n\ngallery_id\x18\x01 \x01(\t\x12\x0b\n\x03\x62it\x18\x02 \x01(\r\".\n\x1aMatcherClearTagBitResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"/\n\x19MatcherDropGalleryRequest\x12\x12\n\ngallery_id\x18\x01 \x01(\t\".\n\x1aMatcherDropGalleryResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"\x81\x01\n\x14MatcherSearchRequest\x12\x12\n\ngallery_id\x18\x01 \x01(\t\x12%\n\x06probes\x18\x02 \x03(\x0b\x32\x15.facegate.v1.Template\x12\t\n\x01k\x18\x03 \x01(\r\x12\x11\n\tthreshold\x18\x04 \x01(\x05\x12\x10\n\x08tag_mask\x18\x05 \x01(\x06\"U\n\nMatcherHit\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x05\x12\x12\n\nsimilarity\x18\x04 \x01(\x02\";\n\x12MatcherProbeResult\x12%\n\x04hits\x18\x01 \x03(\x0b\x32\x17.facegate.v1.MatcherHit\"I\n\x15MatcherSearchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.facegate.v1.MatcherProbeResult\"=\n\x13MatcherStatsRequest\x12\x17\n\ngallery_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\r\n\x0b_gallery_id\"_\n\x0eHnswParameters\x12\t\n\x01m\x18\x01 \x01(\r\x12\x17\n\x0f\x65\x66_construction\x18\x02 \x01(\r\x12\x11\n\tef_search\x18\x03 \x01(\r\x12\x16\n\x0egraph_segments\x18\x04 \x01(\r\"\xc7\x01\n\x14MatcherStatsResponse\x12\x13\n\x0bshard_index\x18\x01 \x01(\r\x12\x13\n\x0bshard_count\x18\x02 \x01(\r\x12\x18\n\x10\x61pplied_sequence\x18\x03 \x01(\x04\x12\r\n\x05\x63ount\x18\x04 \x01(\x04\x12\x0f\n\x07\x64\x65leted\x18\x05 \x01(\x04\x12\x14\n\x0cmemory_bytes\x18\x06 \x01(\x04\x12\x35\n\x10index_parameters\x18\x07 \x01(\x0b\x32\x1b.facegate.v1.HnswParameters\"\x18\n\x16MatcherSnapshotRequest\"9\n\x17MatcherSnapshotResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0c\n\x04path\x18\x02 \x01(\t2\xc7\x05\n\x07Matcher\x12O\n\x06Upsert\x12!.facegate.v1.MatcherUpsertRequest\x1a\".facegate.v1.MatcherUpsertResponse\x12O\n\x06\x44\x65lete\x12!.facegate.v1.MatcherDeleteRequest\x1a\".facegate.v1.MatcherDeleteResponse\x12\x64\n\rDeleteSubject\x12(.facegate.v1.MatcherDeleteSubjectRequest\x1a).facegate.v1.MatcherDeleteSubjectResponse\x12^\n\x0b\x43learTagBit\x12&.facegate.v1.MatcherClearTagBitRequest\x1a\'.facegate.v1.MatcherClearTagBitResponse\x12^\n\x0b\x44ropGallery\x12&.facegate.v1.MatcherDropGalleryRequest\x1a\'.facegate.v1.MatcherDropGalleryResponse\x12O\n\x06Search\x12!.facegate.v1.MatcherSearchRequest\x1a\".facegate.v1.MatcherSearchResponse\x12L\n\x05Stats\x12 .facegate.v1.MatcherStatsRequest\x1a!.facegate.v1.MatcherStatsResponse\x12U\n\x08Snapshot\x12#.facegate.v1.MatcherSnapshotRequest\x1a$.facegate.v1.MatcherSnapshotResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x66\x61\x63\x65gate/v1/matcher.proto\x12\x0b\x66\x61\x63\x65gate.v1\x1a\x18\x66\x61\x63\x65gate/v1/common.proto\"\x83\x01\n\x0cMatcherEntry\x12\x12\n\ngallery_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x12\n\nsubject_id\x18\x03 \x01(\t\x12\'\n\x08template\x18\x04 \x01(\x0b\x32\x15.facegate.v1.Template\x12\x10\n\x08tag_mask\x18\x05 \x01(\x06\"B\n\x14MatcherUpsertRequest\x12*\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x19.facegate.v1.MatcherEntry\")\n\x15MatcherUpsertResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"=\n\x14MatcherDeleteRequest\x12\x12\n\ngallery_id\x18\x01 \x01(\t\x12\x11\n\tevent_ids\x18\x02 \x03(\t\")\n\x15MatcherDeleteResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"E\n\x1bMatcherDeleteSubjectRequest\x12\x12\n\ngallery_id\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\"0\n\x1cMatcherDeleteSubjectResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"<\n\x19MatcherClearTagBitRequest\x12\x12\n\ngallery_id\x18\x01 \x01(\t\x12\x0b\n\x03\x62it\x18\x02 \x01(\r\".\n\x1aMatcherClearTagBitResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"/\n\x19MatcherDropGalleryRequest\x12\x12\n\ngallery_id\x18\x01 \x01(\t\".\n\x1aMatcherDropGalleryResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\"\x97\x01\n\x14MatcherSearchRequest\x12\x12\n\ngallery_id\x18\x01 \x01(\t\x12%\n\x06probes\x18\x02 \x03(\x0b\x32\x15.facegate.v1.Template\x12\t\n\x01k\x18\x03 \x01(\r\x12\x16\n\x0emin_similarity\x18\x06 \x01(\x01\x12\x10\n\x08tag_mask\x18\x05 \x01(\x06J\x04\x08\x04\x10\x05R\tthreshold\"S\n\nMatcherHit\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x12\n\nsubject_id\x18\x02 \x01(\t\x12\x12\n\nsimilarity\x18\x04 \x01(\x02J\x04\x08\x03\x10\x04R\x05score\";\n\x12MatcherProbeResult\x12%\n\x04hits\x18\x01 \x03(\x0b\x32\x17.facegate.v1.MatcherHit\"I\n\x15MatcherSearchResponse\x12\x30\n\x07results\x18\x01 \x03(\x0b\x32\x1f.facegate.v1.MatcherProbeResult\"=\n\x13MatcherStatsRequest\x12\x17\n\ngallery_id\x18\x01 \x01(\tH\x00\x88\x01\x01\x42\r\n\x0b_gallery_id\"_\n\x0eHnswParameters\x12\t\n\x01m\x18\x01 \x01(\r\x12\x17\n\x0f\x65\x66_construction\x18\x02 \x01(\r\x12\x11\n\tef_search\x18\x03 \x01(\r\x12\x16\n\x0egraph_segments\x18\x04 \x01(\r\"\xc7\x01\n\x14MatcherStatsResponse\x12\x13\n\x0bshard_index\x18\x01 \x01(\r\x12\x13\n\x0bshard_count\x18\x02 \x01(\r\x12\x18\n\x10\x61pplied_sequence\x18\x03 \x01(\x04\x12\r\n\x05\x63ount\x18\x04 \x01(\x04\x12\x0f\n\x07\x64\x65leted\x18\x05 \x01(\x04\x12\x14\n\x0cmemory_bytes\x18\x06 \x01(\x04\x12\x35\n\x10index_parameters\x18\x07 \x01(\x0b\x32\x1b.facegate.v1.HnswParameters\"\x18\n\x16MatcherSnapshotRequest\"9\n\x17MatcherSnapshotResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0c\n\x04path\x18\x02 \x01(\t2\xc7\x05\n\x07Matcher\x12O\n\x06Upsert\x12!.facegate.v1.MatcherUpsertRequest\x1a\".facegate.v1.MatcherUpsertResponse\x12O\n\x06\x44\x65lete\x12!.facegate.v1.MatcherDeleteRequest\x1a\".facegate.v1.MatcherDeleteResponse\x12\x64\n\rDeleteSubject\x12(.facegate.v1.MatcherDeleteSubjectRequest\x1a).facegate.v1.MatcherDeleteSubjectResponse\x12^\n\x0b\x43learTagBit\x12&.facegate.v1.MatcherClearTagBitRequest\x1a\'.facegate.v1.MatcherClearTagBitResponse\x12^\n\x0b\x44ropGallery\x12&.facegate.v1.MatcherDropGalleryRequest\x1a\'.facegate.v1.MatcherDropGalleryResponse\x12O\n\x06Search\x12!.facegate.v1.MatcherSearchRequest\x1a\".facegate.v1.MatcherSearchResponse\x12L\n\x05Stats\x12 .facegate.v1.MatcherStatsRequest\x1a!.facegate.v1.MatcherStatsResponse\x12U\n\x08Snapshot\x12#.facegate.v1.MatcherSnapshotRequest\x1a$.facegate.v1.MatcherSnapshotResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -55,23 +55,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MATCHERDROPGALLERYRESPONSE']._serialized_start=699
   _globals['_MATCHERDROPGALLERYRESPONSE']._serialized_end=745
   _globals['_MATCHERSEARCHREQUEST']._serialized_start=748
-  _globals['_MATCHERSEARCHREQUEST']._serialized_end=877
-  _globals['_MATCHERHIT']._serialized_start=879
-  _globals['_MATCHERHIT']._serialized_end=964
-  _globals['_MATCHERPROBERESULT']._serialized_start=966
-  _globals['_MATCHERPROBERESULT']._serialized_end=1025
-  _globals['_MATCHERSEARCHRESPONSE']._serialized_start=1027
-  _globals['_MATCHERSEARCHRESPONSE']._serialized_end=1100
-  _globals['_MATCHERSTATSREQUEST']._serialized_start=1102
-  _globals['_MATCHERSTATSREQUEST']._serialized_end=1163
-  _globals['_HNSWPARAMETERS']._serialized_start=1165
-  _globals['_HNSWPARAMETERS']._serialized_end=1260
-  _globals['_MATCHERSTATSRESPONSE']._serialized_start=1263
-  _globals['_MATCHERSTATSRESPONSE']._serialized_end=1462
-  _globals['_MATCHERSNAPSHOTREQUEST']._serialized_start=1464
-  _globals['_MATCHERSNAPSHOTREQUEST']._serialized_end=1488
-  _globals['_MATCHERSNAPSHOTRESPONSE']._serialized_start=1490
-  _globals['_MATCHERSNAPSHOTRESPONSE']._serialized_end=1547
-  _globals['_MATCHER']._serialized_start=1550
-  _globals['_MATCHER']._serialized_end=2261
+  _globals['_MATCHERSEARCHREQUEST']._serialized_end=899
+  _globals['_MATCHERHIT']._serialized_start=901
+  _globals['_MATCHERHIT']._serialized_end=984
+  _globals['_MATCHERPROBERESULT']._serialized_start=986
+  _globals['_MATCHERPROBERESULT']._serialized_end=1045
+  _globals['_MATCHERSEARCHRESPONSE']._serialized_start=1047
+  _globals['_MATCHERSEARCHRESPONSE']._serialized_end=1120
+  _globals['_MATCHERSTATSREQUEST']._serialized_start=1122
+  _globals['_MATCHERSTATSREQUEST']._serialized_end=1183
+  _globals['_HNSWPARAMETERS']._serialized_start=1185
+  _globals['_HNSWPARAMETERS']._serialized_end=1280
+  _globals['_MATCHERSTATSRESPONSE']._serialized_start=1283
+  _globals['_MATCHERSTATSRESPONSE']._serialized_end=1482
+  _globals['_MATCHERSNAPSHOTREQUEST']._serialized_start=1484
+  _globals['_MATCHERSNAPSHOTREQUEST']._serialized_end=1508
+  _globals['_MATCHERSNAPSHOTRESPONSE']._serialized_start=1510
+  _globals['_MATCHERSNAPSHOTRESPONSE']._serialized_end=1567
+  _globals['_MATCHER']._serialized_start=1570
+  _globals['_MATCHER']._serialized_end=2281
 # @@protoc_insertion_point(module_scope)

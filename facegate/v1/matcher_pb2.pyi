@@ -3,9 +3,11 @@
 isort:skip_file
 Matcher: the internal service of one matcher shard. A shard holds the
 templates of many galleries (one index per gallery) and answers top-k
-searches over them. The gateway places each entry on one of n shards,
-fans searches out to all of them and merges the hits. Only the gateway calls
-it; it carries no API key.
+searches over them by cosine similarity; it knows nothing of scores (the
+gateway maps scores to similarities and back with the recognizer's score map,
+Extractor.Info). The gateway places each entry on one of n shards, fans
+searches out to all of them and merges the hits. Only the gateway calls it;
+it carries no API key.
 
 Every write returns the shard's write sequence number: it grows by one for
 each applied write request, is logged durably before the call returns, and
@@ -316,14 +318,16 @@ class MatcherSearchRequest(_message.Message):
     GALLERY_ID_FIELD_NUMBER: _builtins.int
     PROBES_FIELD_NUMBER: _builtins.int
     K_FIELD_NUMBER: _builtins.int
-    THRESHOLD_FIELD_NUMBER: _builtins.int
+    MIN_SIMILARITY_FIELD_NUMBER: _builtins.int
     TAG_MASK_FIELD_NUMBER: _builtins.int
     gallery_id: _builtins.str
     """Gallery to search."""
     k: _builtins.int
     """Most hits per probe, 1..50."""
-    threshold: _builtins.int
-    """Lowest score a hit may have, 0..9999."""
+    min_similarity: _builtins.float
+    """Lowest cosine similarity a hit may have, -1..1. The caller maps its score
+    threshold through the recognizer's score map (Extractor.Info).
+    """
     tag_mask: _builtins.int
     """Tag filter: 0 = no filter; otherwise an entry matches if it has any of the
     set bits (OR), i.e. entry.tag_mask & tag_mask != 0.
@@ -338,12 +342,12 @@ class MatcherSearchRequest(_message.Message):
         gallery_id: _builtins.str = ...,
         probes: _abc.Iterable[_common_pb2.Template] | None = ...,
         k: _builtins.int = ...,
-        threshold: _builtins.int = ...,
+        min_similarity: _builtins.float = ...,
         tag_mask: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["gallery_id", b"gallery_id", "k", b"k", "probes", b"probes", "tag_mask", b"tag_mask", "threshold", b"threshold"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["gallery_id", b"gallery_id", "k", b"k", "min_similarity", b"min_similarity", "probes", b"probes", "tag_mask", b"tag_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -357,14 +361,11 @@ class MatcherHit(_message.Message):
 
     EVENT_ID_FIELD_NUMBER: _builtins.int
     SUBJECT_ID_FIELD_NUMBER: _builtins.int
-    SCORE_FIELD_NUMBER: _builtins.int
     SIMILARITY_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """The entry's event id."""
     subject_id: _builtins.str
     """The entry's subject id."""
-    score: _builtins.int
-    """Match score, 0..9999 (the Extractor.Info map of `similarity`)."""
     similarity: _builtins.float
     """Cosine similarity of probe and entry, -1..1, from exact re-scoring."""
     def __init__(
@@ -372,12 +373,11 @@ class MatcherHit(_message.Message):
         *,
         event_id: _builtins.str = ...,
         subject_id: _builtins.str = ...,
-        score: _builtins.int = ...,
         similarity: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "score", b"score", "similarity", b"similarity", "subject_id", b"subject_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "similarity", b"similarity", "subject_id", b"subject_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -392,8 +392,8 @@ class MatcherProbeResult(_message.Message):
     HITS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___MatcherHit]:
-        """At most k hits with score >= threshold, by decreasing similarity, ties by
-        increasing event_id.
+        """At most k hits with similarity >= min_similarity, by decreasing
+        similarity, ties by increasing event_id.
         """
 
     def __init__(

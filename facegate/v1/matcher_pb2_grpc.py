@@ -122,7 +122,8 @@ class MatcherServicer:
     def Search(self, request, context):
         """Top-k search of one or more probes in one gallery. A gallery the shard
         holds no entry of gives empty results, not NotFound. Errors:
-        InvalidRequest (k or threshold out of range, probe of another model).
+        InvalidRequest (k or min_similarity out of range, probe of another model
+        or dimension than the gallery's entries).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

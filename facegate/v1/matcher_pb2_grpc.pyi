@@ -3,9 +3,11 @@
 isort:skip_file
 Matcher: the internal service of one matcher shard. A shard holds the
 templates of many galleries (one index per gallery) and answers top-k
-searches over them. The gateway places each entry on one of n shards,
-fans searches out to all of them and merges the hits. Only the gateway calls
-it; it carries no API key.
+searches over them by cosine similarity; it knows nothing of scores (the
+gateway maps scores to similarities and back with the recognizer's score map,
+Extractor.Info). The gateway places each entry on one of n shards, fans
+searches out to all of them and merges the hits. Only the gateway calls it;
+it carries no API key.
 
 Every write returns the shard's write sequence number: it grows by one for
 each applied write request, is logged durably before the call returns, and
@@ -61,7 +63,8 @@ class MatcherStub:
     Search: _grpc.UnaryUnaryMultiCallable[_matcher_pb2.MatcherSearchRequest, _matcher_pb2.MatcherSearchResponse]
     """Top-k search of one or more probes in one gallery. A gallery the shard
     holds no entry of gives empty results, not NotFound. Errors:
-    InvalidRequest (k or threshold out of range, probe of another model).
+    InvalidRequest (k or min_similarity out of range, probe of another model
+    or dimension than the gallery's entries).
     """
     Stats: _grpc.UnaryUnaryMultiCallable[_matcher_pb2.MatcherStatsRequest, _matcher_pb2.MatcherStatsResponse]
     """Counts, memory and index parameters of the shard or of one gallery on it."""
@@ -93,7 +96,8 @@ class MatcherAsyncStub(MatcherStub):
     Search: _aio.UnaryUnaryMultiCallable[_matcher_pb2.MatcherSearchRequest, _matcher_pb2.MatcherSearchResponse]  # type: ignore[assignment]
     """Top-k search of one or more probes in one gallery. A gallery the shard
     holds no entry of gives empty results, not NotFound. Errors:
-    InvalidRequest (k or threshold out of range, probe of another model).
+    InvalidRequest (k or min_similarity out of range, probe of another model
+    or dimension than the gallery's entries).
     """
     Stats: _aio.UnaryUnaryMultiCallable[_matcher_pb2.MatcherStatsRequest, _matcher_pb2.MatcherStatsResponse]  # type: ignore[assignment]
     """Counts, memory and index parameters of the shard or of one gallery on it."""
@@ -158,7 +162,8 @@ class MatcherServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_matcher_pb2.MatcherSearchResponse, _abc.Awaitable[_matcher_pb2.MatcherSearchResponse]]:
         """Top-k search of one or more probes in one gallery. A gallery the shard
         holds no entry of gives empty results, not NotFound. Errors:
-        InvalidRequest (k or threshold out of range, probe of another model).
+        InvalidRequest (k or min_similarity out of range, probe of another model
+        or dimension than the gallery's entries).
         """
 
     @_abc_1.abstractmethod

@@ -75,19 +75,20 @@ class MatcherClient:
         )
 
     def search(
-        self, gallery_id: str, probe: Template, *, k: int, threshold: int, tag_mask: int
+        self, gallery_id: str, probe: Template, *, k: int, min_similarity: float, tag_mask: int
     ) -> list[IndexHit]:
         request = matcher_pb2.MatcherSearchRequest(
             gallery_id=gallery_id,
             probes=[template_message(probe)],
             k=k,
-            threshold=threshold,
+            min_similarity=min_similarity,
             tag_mask=tag_mask,
         )
         with backend_call():
             response = self._fan_out.search(request, metadata=request_metadata())
         return [
-            IndexHit(hit.event_id, hit.subject_id, hit.score) for hit in response.results[0].hits
+            IndexHit(hit.event_id, hit.subject_id, hit.similarity)
+            for hit in response.results[0].hits
         ]
 
     def _on_shard(self, index: int, rpc: str, request: object) -> None:

@@ -114,7 +114,7 @@ def commit_event(world: World, event_id: str, seed: int, tag_mask: int = 0) -> N
 
 def found(world: World, seed: int, tag_mask: int = 0) -> list[str]:
     probe = Template(RECOGNIZER.model_id, unit(seed))
-    hits = world.matcher.search(GALLERY, probe, k=10, threshold=9000, tag_mask=tag_mask)
+    hits = world.matcher.search(GALLERY, probe, k=10, min_similarity=0.9, tag_mask=tag_mask)
     return [hit.event_id for hit in hits]
 
 

@@ -16,18 +16,12 @@ import grpc
 import numpy as np
 import pytest
 
-from extractor.models.catalog import Role
-from extractor.models.manifest import load_manifest
-from facegate.settings import Settings
 from facegate.v1 import common_pb2, matcher_pb2, matcher_pb2_grpc
 
 GALLERY = "crash-gallery"
 LISTENING = re.compile(r"matcher gRPC listening on [^:]+:(\d+)")
-
-
-def _recognizer() -> tuple[str, int]:
-    entry = load_manifest(Settings.from_env().models).default(Role.RECOGNIZER)
-    return entry.model_id, entry.embedding_dim
+MODEL_ID = "synthetic-512@0123456789ab"
+DIM = 512
 
 
 @dataclass
@@ -41,7 +35,8 @@ def _start(data_dir: Path) -> Matcher:
     env = {
         **os.environ,
         "FACEGATE_MATCHER_DATA_DIR": str(data_dir),
-        "FACEGATE_MODEL_DIR": str(Settings.from_env().models),
+        # A matcher needs no model file or manifest.
+        "FACEGATE_MODEL_DIR": str(data_dir / "no-models"),
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "facegate", "serve", "matcher", "--port", "0"],
@@ -77,20 +72,19 @@ def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "shard"
 
 
-def _entry(event_id: str, vector: np.ndarray, model_id: str) -> matcher_pb2.MatcherEntry:
+def _entry(event_id: str, vector: np.ndarray) -> matcher_pb2.MatcherEntry:
     return matcher_pb2.MatcherEntry(
         gallery_id=GALLERY,
         event_id=event_id,
         subject_id=f"subject-{event_id}",
-        template=common_pb2.Template(model_id=model_id, embedding=vector.tolist()),
+        template=common_pb2.Template(model_id=MODEL_ID, embedding=vector.tolist()),
         tag_mask=1,
     )
 
 
 def test_acknowledged_writes_survive_kill_minus_9(data_dir: Path) -> None:
-    model_id, dim = _recognizer()
     rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((4000, dim)).astype(np.float32)
+    vectors = rng.standard_normal((4000, DIM)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     matcher = _start(data_dir)
     # Per key: the state the last acknowledged write left (True = present), and the keys
@@ -125,7 +119,7 @@ def test_acknowledged_writes_survive_kill_minus_9(data_dir: Path) -> None:
                     else:
                         sequence = stub.Upsert(
                             matcher_pb2.MatcherUpsertRequest(
-                                entries=[_entry(f"e{target}", vectors[target], model_id)]
+                                entries=[_entry(f"e{target}", vectors[target])]
                             ),
                             timeout=10,
                         ).sequence
@@ -162,10 +156,10 @@ def test_acknowledged_writes_survive_kill_minus_9(data_dir: Path) -> None:
                     matcher_pb2.MatcherSearchRequest(
                         gallery_id=GALLERY,
                         probes=[
-                            common_pb2.Template(model_id=model_id, embedding=vectors[key].tolist())
+                            common_pb2.Template(model_id=MODEL_ID, embedding=vectors[key].tolist())
                         ],
                         k=1,
-                        threshold=9000,
+                        min_similarity=0.9,
                     )
                 )
                 found = [h.event_id for h in reply.results[0].hits]

@@ -1,8 +1,8 @@
 """The Matcher gRPC service over real channels, on ephemeral ports: every rpc, bad input,
 concurrency, restarts, the fan-out over 3 shards, and `facegate serve matcher`.
 
-Templates are of the shipped recognizer (its real model id and dimension, its score
-calibration read from the model manifest), so the shard accepts them as the extractor's.
+Templates are 512-d vectors of a made-up model: a shard knows nothing of models but what
+its galleries hold, and every shard here runs without a model directory.
 """
 
 from __future__ import annotations
@@ -25,22 +25,18 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from extractor.models.manifest import ModelError, load_manifest
 from facegate.errors import ERROR_TYPE_METADATA_KEY, ErrorType, FacegateError
 from facegate.grpcserver import bind, new_server
 from facegate.settings import Settings
 from facegate.v1 import common_pb2, matcher_pb2, matcher_pb2_grpc
 from matcher.merge import FanOut
 from matcher.placement import shard_of, split_by_shard
-from matcher.scoring import known_models_from_manifest
 from matcher.server import MatcherDeps, MatcherServicer, create_server, open_shard, shard_config
 
-RECOGNIZER = "edgeface-s-gamma05"
 BASE = Settings.from_env()
-MANIFEST = load_manifest(BASE.models)
-MODEL_ID = MANIFEST.entry(RECOGNIZER).model_id
-DIM = MANIFEST.entry(RECOGNIZER).embedding_dim
-SCORE_MAP = known_models_from_manifest(BASE.models)[MODEL_ID].score_map
+MODEL_ID = "synthetic-512@0123456789ab"
+OTHER_MODEL_ID = "synthetic-other@ba9876543210"
+DIM = 512
 GALLERY = "gallery-1"
 
 
@@ -71,13 +67,13 @@ def entry(
 
 
 def search(
-    probes: list[np.ndarray], k: int = 10, threshold: int = 0, tag_mask: int = 0
+    probes: list[np.ndarray], k: int = 10, min_similarity: float = -1.0, tag_mask: int = 0
 ) -> matcher_pb2.MatcherSearchRequest:
     return matcher_pb2.MatcherSearchRequest(
         gallery_id=GALLERY,
         probes=[template(p) for p in probes],
         k=k,
-        threshold=threshold,
+        min_similarity=min_similarity,
         tag_mask=tag_mask,
     )
 
@@ -110,6 +106,7 @@ class MatcherProcess:
 def settings_for(data_dir: Path, index: int = 0, count: int = 1) -> Settings:
     return replace(
         BASE,
+        model_dir=data_dir / "no-models",
         host="127.0.0.1",
         matcher_port=0,
         grpc_workers=8,
@@ -155,19 +152,19 @@ def test_every_rpc_round_trips(matcher: MatcherProcess) -> None:
     )
     assert upserted.sequence == 1
 
-    # Each entry finds itself first (similarity 1, the top score), with its subject.
+    # Each entry finds itself first (similarity 1), with its subject.
     response = stub.Search(search(list(vectors.values()), k=3))
     assert len(response.results) == 6
     for (event_id, _), result in zip(vectors.items(), response.results, strict=True):
         top = result.hits[0]
         assert (top.event_id, top.subject_id) == (event_id, subjects[event_id])
         assert top.similarity == pytest.approx(1.0, abs=1e-5)
-        assert top.score == SCORE_MAP.score(top.similarity) >= 9990
         assert len(result.hits) == 3
         sims = [h.similarity for h in result.hits]
         assert sims == sorted(sims, reverse=True)
-    # Random 512-d vectors are unrelated: the default threshold keeps only the match.
-    [alone] = stub.Search(search([vectors["e0"]], k=50, threshold=7000)).results
+    # Random 512-d vectors are unrelated (similarities within a few hundredths of 0): a
+    # floor of 0.5 keeps only the match.
+    [alone] = stub.Search(search([vectors["e0"]], k=50, min_similarity=0.5)).results
     assert [h.event_id for h in alone.hits] == ["e0"]
     # Tag filter (OR of bits).
     [tagged] = stub.Search(search([vectors["e0"]], k=50, tag_mask=0b10)).results
@@ -179,7 +176,7 @@ def test_every_rpc_round_trips(matcher: MatcherProcess) -> None:
     assert (stats.shard_index, stats.shard_count, stats.applied_sequence) == (0, 1, 1)
     assert (stats.count, stats.deleted) == (6, 0)
     assert stats.memory_bytes > 6 * DIM * 4
-    params = matcher.settings.matcher
+    params = matcher.settings.matcher.index
     assert (
         stats.index_parameters.m,
         stats.index_parameters.ef_construction,
@@ -293,7 +290,7 @@ def _bad_inputs() -> dict[str, tuple[str, object]]:
                         gallery_id=GALLERY,
                         event_id="e-new",
                         subject_id="s",
-                        template=template(short, "sface-2021dec@000000000000"),
+                        template=template(short, OTHER_MODEL_ID),
                     )
                 ]
             ),
@@ -337,8 +334,10 @@ def _bad_inputs() -> dict[str, tuple[str, object]]:
         "drop empty gallery id": ("DropGallery", matcher_pb2.MatcherDropGalleryRequest()),
         "search k 0": ("Search", search([good], k=0)),
         "search k 51": ("Search", search([good], k=51)),
-        "search threshold -1": ("Search", search([good], threshold=-1)),
-        "search threshold 10000": ("Search", search([good], threshold=10_000)),
+        "search min_similarity below -1": ("Search", search([good], min_similarity=-1.01)),
+        "search min_similarity above 1": ("Search", search([good], min_similarity=1.01)),
+        "search min_similarity NaN": ("Search", search([good], min_similarity=float("nan"))),
+        "search min_similarity infinite": ("Search", search([good], min_similarity=np.inf)),
         "search no probes": ("Search", search([])),
         "search empty gallery id": (
             "Search",
@@ -348,7 +347,7 @@ def _bad_inputs() -> dict[str, tuple[str, object]]:
         "search infinite probe": ("Search", probe_search(inf)),
         "search zero probe": ("Search", probe_search(zero)),
         "search empty probe": ("Search", probe_search(np.zeros(0, dtype=np.float32))),
-        "search another model": ("Search", probe_search(good, "sface-2021dec@000000000000")),
+        "search another model": ("Search", probe_search(good, OTHER_MODEL_ID)),
         "search unset model": ("Search", probe_search(good, "")),
         "search wrong dimension": ("Search", probe_search(short)),
     }
@@ -375,18 +374,37 @@ def test_bad_input_is_invalid_argument(matcher: MatcherProcess, case: str) -> No
     assert result.hits[0].event_id == "e0"
 
 
-@pytest.mark.parametrize("rpc", ["Upsert", "Search"])
-def test_wrong_dimension_is_refused_in_a_new_gallery(matcher: MatcherProcess, rpc: str) -> None:
-    short = unit(np.random.default_rng(5), 128)
-    request: object
-    if rpc == "Upsert":
-        request = matcher_pb2.MatcherUpsertRequest(entries=[entry("e0", "s0", short, 0, "fresh")])
-    else:
-        request = search([short])
-        request.gallery_id = "fresh"
-    with pytest.raises(grpc.RpcError) as caught:
-        getattr(matcher.stub, rpc)(request)
-    invalid(caught.value)
+def test_a_new_gallery_takes_the_model_and_dimension_of_its_first_template(
+    matcher: MatcherProcess,
+) -> None:
+    """Any model and dimension may start a gallery; from then on its templates and probes
+    must be of that model and dimension."""
+    rng = np.random.default_rng(5)
+    short = unit(rng, 128)
+    stub = matcher.stub
+    first = matcher_pb2.MatcherEntry(
+        gallery_id="fresh", event_id="e0", subject_id="s0", template=template(short, OTHER_MODEL_ID)
+    )
+    stub.Upsert(matcher_pb2.MatcherUpsertRequest(entries=[first]))
+    request = search([short])
+    request.gallery_id = "fresh"
+    request.probes[0].model_id = OTHER_MODEL_ID
+    [found] = stub.Search(request).results
+    assert [h.event_id for h in found.hits] == ["e0"]
+    refused: list[tuple[str, object]] = [
+        _upsert(entry("e1", "s1", unit(rng), gallery_id="fresh")),
+        _upsert(entry("e1", "s1", unit(rng, 128), gallery_id="fresh")),
+    ]
+    for probe, model_id in [(unit(rng), OTHER_MODEL_ID), (short, MODEL_ID)]:
+        wrong = search([probe])
+        wrong.gallery_id = "fresh"
+        wrong.probes[0].model_id = model_id
+        refused.append(("Search", wrong))
+    for rpc, bad in refused:
+        with pytest.raises(grpc.RpcError) as caught:
+            getattr(stub, rpc)(bad)
+        assert "fresh" in invalid(caught.value).message
+    assert stub.Stats(matcher_pb2.MatcherStatsRequest(gallery_id="fresh")).count == 1
 
 
 def test_mixed_dimensions_in_one_new_gallery_are_refused(matcher: MatcherProcess) -> None:
@@ -474,9 +492,7 @@ def test_searches_run_alongside_writes(matcher: MatcherProcess) -> None:
             while not done.is_set():
                 name = names[int(local.integers(0, len(names)))]
                 mask = int(local.choice([0, 0b110, 1 << 63]))
-                [result] = stub.Search(
-                    search([stable[name]], k=10, threshold=0, tag_mask=mask)
-                ).results
+                [result] = stub.Search(search([stable[name]], k=10, tag_mask=mask)).results
                 ids = [h.event_id for h in result.hits]
                 sims = [h.similarity for h in result.hits]
                 assert len(ids) == len(set(ids)) <= 10
@@ -580,19 +596,22 @@ def test_fan_out_over_three_shards_answers_like_one(
         assert all(shard_of(e.event_id, 3) == stats.shard_index for e in part)
     matcher.stub.Upsert(matcher_pb2.MatcherUpsertRequest(entries=entries))
     fan_out = FanOut([s.stub for s in three_shards])
-    for k, threshold, tag_mask in [(1, 0, 0), (10, 0, 0b11), (50, 0, 0), (50, 3000, 0b10000)]:
+    for k, min_similarity, tag_mask in [
+        (1, -1.0, 0),
+        (10, -1.0, 0b11),
+        (50, -1.0, 0),
+        (50, 0.05, 0b10000),
+    ]:
         probes = [np.asarray(entries[i].template.embedding, np.float32) for i in (0, 7, 99)]
         probes.append(unit(rng))
-        request = search(probes, k=k, threshold=threshold, tag_mask=tag_mask)
+        request = search(probes, k=k, min_similarity=min_similarity, tag_mask=tag_mask)
         merged = fan_out.search(request)
         single = matcher.stub.Search(request)
         assert len(merged.results) == 4
         for got, expected in zip(merged.results, single.results, strict=True):
             assert [h.event_id for h in got.hits] == [h.event_id for h in expected.hits]
             assert [h.subject_id for h in got.hits] == [h.subject_id for h in expected.hits]
-            for a, b in zip(got.hits, expected.hits, strict=True):
-                assert a.similarity == pytest.approx(b.similarity, abs=1e-6)
-                assert abs(a.score - b.score) <= 1
+            assert [h.similarity for h in got.hits] == [h.similarity for h in expected.hits]
     # Broadcast writes reach every shard.
     acknowledged = fan_out.call_all(
         "DeleteSubject",
@@ -654,20 +673,6 @@ def test_fan_out_errors(three_shards: list[MatcherProcess]) -> None:
 # ------------------------------------------------------------------ configuration
 
 
-def test_score_maps_come_from_the_manifest_alone(tmp_path: Path) -> None:
-    maps = known_models_from_manifest(BASE.models)
-    assert MODEL_ID in maps
-    entry = MANIFEST.entry(RECOGNIZER)
-    assert entry.score_calibration is not None
-    assert maps[MODEL_ID].score_map.knots == entry.score_calibration.knots
-    assert maps[MODEL_ID].dim == entry.embedding_dim
-    # Only manifest.json is read: a copy without any model file is enough.
-    (tmp_path / "manifest.json").write_bytes((BASE.models / "manifest.json").read_bytes())
-    assert set(known_models_from_manifest(tmp_path)) == set(maps)
-    with pytest.raises(ModelError, match="no model manifest"):
-        known_models_from_manifest(tmp_path / "missing")
-
-
 def test_shard_settings_are_checked(tmp_path: Path) -> None:
     config = shard_config(settings_for(tmp_path, 2, 3))
     assert (config.index, config.count, config.data_dir) == (2, 3, tmp_path)
@@ -675,7 +680,10 @@ def test_shard_settings_are_checked(tmp_path: Path) -> None:
         with pytest.raises(ValueError, match="FACEGATE_MATCHER_SHARD"):
             shard_config(settings_for(tmp_path, index, count))
     unsegmented = settings_for(tmp_path, 0, 1)
-    unsegmented = replace(unsegmented, matcher=replace(unsegmented.matcher, graph_segments=0))
+    matcher = unsegmented.matcher
+    unsegmented = replace(
+        unsegmented, matcher=replace(matcher, index=replace(matcher.index, graph_segments=0))
+    )
     with pytest.raises(ValueError, match="FACEGATE_MATCHER_GRAPH_SEGMENTS must be at least 1"):
         shard_config(unsegmented)
     default_dir = Settings.from_env(
@@ -688,6 +696,8 @@ def test_facegate_serve_matcher_starts_and_stops_on_sigterm(tmp_path: Path) -> N
     env = {
         **os.environ,
         "FACEGATE_MATCHER_DATA_DIR": str(tmp_path / "shard"),
+        # A matcher needs no model file or manifest.
+        "FACEGATE_MODEL_DIR": str(tmp_path / "no-models"),
         "FACEGATE_MATCHER_SHARD_COUNT": "2",
         "FACEGATE_MATCHER_SHARD_INDEX": "1",
     }

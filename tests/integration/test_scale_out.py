@@ -122,8 +122,15 @@ def topology(tmp_path_factory: pytest.TempPathFactory, postgres_url: str) -> Ite
     topology = Topology(tmp_path_factory.mktemp("scale-out"), database_url)
     try:
         extractor = topology.start("extractor", "extractor")
+        # Matcher pods hold templates, never models: they start without a model directory.
+        no_models = str(topology.data_dir / "no-models")
         shards = [
-            topology.start(f"matcher-{i}", "matcher", FACEGATE_MATCHER_SHARD_INDEX=str(i))
+            topology.start(
+                f"matcher-{i}",
+                "matcher",
+                FACEGATE_MATCHER_SHARD_INDEX=str(i),
+                FACEGATE_MODEL_DIR=no_models,
+            )
             for i in range(2)
         ]
         addresses = ",".join(f"127.0.0.1:{s.port}" for s in shards)

@@ -106,11 +106,10 @@ class FakeIndex:
     """One shard holding every gallery. :attr:`operations` logs each write in the order
     applied; while :attr:`down`, every call fails as Unavailable."""
 
-    def __init__(self, score_map: ScoreMap = SCORE_MAP) -> None:
+    def __init__(self) -> None:
         self.galleries: dict[str, dict[str, IndexEntry]] = {}
         self.operations: list[tuple[str, str, str]] = []
         self.down = False
-        self._score_map = score_map
         self._lock = threading.Lock()
 
     def event_ids(self, gallery_id: str) -> set[str]:
@@ -146,7 +145,7 @@ class FakeIndex:
             self.operations.append(("drop_gallery", gallery_id, ""))
 
     def search(
-        self, gallery_id: str, probe: Template, *, k: int, threshold: int, tag_mask: int
+        self, gallery_id: str, probe: Template, *, k: int, min_similarity: float, tag_mask: int
     ) -> list[IndexHit]:
         with self._lock:
             self._require_up()
@@ -159,11 +158,9 @@ class FakeIndex:
         scored = []
         for entry in candidates:
             similarity = float(entry.template.embedding @ probe.embedding)
-            score = self._score_map.score(similarity)
-            if score >= threshold:
-                scored.append(
-                    (-similarity, entry.event_id, IndexHit(entry.event_id, entry.subject_id, score))
-                )
+            if similarity >= min_similarity:
+                hit = IndexHit(entry.event_id, entry.subject_id, similarity)
+                scored.append((-similarity, entry.event_id, hit))
         scored.sort(key=lambda item: (item[0], item[1]))
         return [hit for _, _, hit in scored[:k]]
 

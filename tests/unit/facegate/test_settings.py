@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from collections.abc import Iterator
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +20,7 @@ from facegate.settings import (
     _from_env,
     default_data_dir,
 )
+from matcher.params import IndexParams
 
 
 def test_defaults_without_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -100,16 +103,27 @@ def test_every_field_has_a_variable() -> None:
     }
     env = {ENV_PREFIX + f.name.upper(): "1" for f in fields(Settings) if f.name not in sections}
     for name, section in sections.items():
-        env |= {f"{ENV_PREFIX}{name.upper()}_{f.name.upper()}": "1" for f in fields(section)}
+        env |= {f"{ENV_PREFIX}{name.upper()}_{n.upper()}": "1" for n, _ in leaves(section())}
     settings = Settings.from_env(env)
     # "1" parses as every kind of field: str, int, float, bool, Path, tuple.
     parsed = ("1", 1, Path("1"), ("1",))
     for f in fields(Settings):
         if f.name not in sections:
             assert getattr(settings, f.name) in parsed, f.name
-    for name, section in sections.items():
-        for f in fields(section):
-            assert getattr(getattr(settings, name), f.name) in parsed, f"{name}.{f.name}"
+    for name in sections:
+        for field_name, value in leaves(getattr(settings, name)):
+            assert value in parsed, f"{name}.{field_name}"
+
+
+def leaves(section: Any) -> Iterator[tuple[str, Any]]:
+    """(name, value) of each field of a section, those of a nested group (read under the
+    section's prefix, as ``MatcherSettings.index``) included."""
+    for f in fields(section):
+        value = getattr(section, f.name)
+        if is_dataclass(value):
+            yield from leaves(value)
+        else:
+            yield f.name, value
 
 
 def test_matcher_variables_and_overrides() -> None:
@@ -120,12 +134,15 @@ def test_matcher_variables_and_overrides() -> None:
             "FACEGATE_MATCHER_SHARD_INDEX": "2",
             "FACEGATE_MATCHER_SHARD_COUNT": "3",
             "FACEGATE_MATCHER_EF_SEARCH": "128",
+            "FACEGATE_MATCHER_BUILD_THREADS": "2",
         },
-        matcher={"m": 32, "ef_search": None},
+        matcher={"shard_count": 4, "build_threads": None},
     )
     assert settings.matcher_port == 7000
-    assert (settings.matcher.shard_index, settings.matcher.shard_count) == (2, 3)
-    assert (settings.matcher.m, settings.matcher.ef_search) == (32, 128)
+    assert (settings.matcher.shard_index, settings.matcher.shard_count) == (2, 4)
+    assert settings.matcher.build_threads == 2
+    # The index parameters keep their variable names: FACEGATE_MATCHER_<FIELD>.
+    assert settings.matcher.index == IndexParams(ef_search=128)
     assert settings.matcher_dir == Path("/srv/matcher/shard-2")
     assert Settings.from_env({"FACEGATE_MATCHER_DATA_DIR": "/x"}).matcher_dir == Path("/x")
     assert Settings.from_env({}).matcher == MatcherSettings()

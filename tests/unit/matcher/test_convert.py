@@ -50,8 +50,9 @@ from matcher.convert import (
     write_response_from_proto,
     write_response_to_proto,
 )
-from matcher.gallery import IndexParams
-from matcher.results import ScoredHit, ShardStats
+from matcher.gallery import Hit
+from matcher.params import IndexParams
+from matcher.results import ShardStats
 from matcher.writes import ClearTagBit, Delete, DeleteSubject, DropGallery, ShardEntry, Upsert
 
 MODEL_ID = "synthetic-8@0123456789ab"
@@ -71,8 +72,8 @@ def entry(n: int) -> ShardEntry:
     )
 
 
-def hit(n: int) -> ScoredHit:
-    return ScoredHit(f"event-{n}", f"subject-{n}", 7000 + n, 0.5 + n / 64)
+def hit(n: int) -> Hit:
+    return Hit(f"event-{n}", f"subject-{n}", 0.5 + n / 64)
 
 
 def params() -> IndexParams:
@@ -152,7 +153,7 @@ CASES: list[Case] = [
             "gallery-1",
             ((MODEL_ID, vector(1)), (MODEL_ID, vector(2))),
             k=50,
-            threshold=9999,
+            min_similarity=-0.8125,
             tag_mask=TOP_BIT | 5,
         ),
         search_request_to_proto,

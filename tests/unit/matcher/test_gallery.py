@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from matcher import scan
-from matcher.gallery import EntryBatch, Gallery, IndexParams
+from matcher.gallery import EntryBatch, Gallery
+from matcher.params import IndexParams
 from matcher.persist import load_gallery, save_gallery
 
 DIM = 64

@@ -11,23 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extractor.scores import ScoreMap
 from facegate.v1 import matcher_pb2
-from matcher.gallery import IndexParams
+from matcher.gallery import Hit
 from matcher.merge import merge_hits, merge_results
+from matcher.params import IndexParams
 from matcher.placement import shard_of, split_by_shard
-from matcher.results import ScoredHit
-from matcher.scoring import KnownModel
 from matcher.shard import Shard, ShardConfig
 from matcher.writes import ShardEntry
 
 MODEL = "synthetic@000000000000"
 DIM = 16
 GALLERY = "gallery-a"
-# Linear over similarities 0..1, where these galleries' similarities lie. (Not a knot
-# below 0: ScoreMap.similarity walks float by float, and floats near 0 are very dense.)
-SCORE_MAP = ScoreMap([(-1.0, 0), (0.0, 1), (1.0, 9999)])
-MODELS = {MODEL: KnownModel(DIM, SCORE_MAP)}
 SHARDS = 3
 # Tags 0..7 in use, each on about a third of the entries; bit 40 is never set.
 USED_BITS = 8
@@ -66,7 +60,7 @@ def make_data(rng: np.random.Generator, n: int, dim: int = DIM) -> Data:
 
 
 def open_shard(directory: Path, index: int, count: int, params: IndexParams) -> Shard:
-    return Shard.open(ShardConfig(directory, index=index, count=count, params=params), MODELS)
+    return Shard.open(ShardConfig(directory, index=index, count=count, params=params))
 
 
 @dataclass
@@ -97,11 +91,15 @@ class Cluster:
         self.single = open_shard(self.root / "single", 0, 1, self.params)
 
     def merged(
-        self, probes: list[np.ndarray], *, k: int, threshold: int, tag_mask: int
-    ) -> list[list[ScoredHit]]:
+        self, probes: list[np.ndarray], *, k: int, min_similarity: float, tag_mask: int
+    ) -> list[list[Hit]]:
         per_shard = [
             shard.search(
-                GALLERY, [(MODEL, p) for p in probes], k=k, threshold=threshold, tag_mask=tag_mask
+                GALLERY,
+                [(MODEL, p) for p in probes],
+                k=k,
+                min_similarity=min_similarity,
+                tag_mask=tag_mask,
             )
             for shard in self.shards
         ]
@@ -137,7 +135,7 @@ def random_mask(rng: np.random.Generator) -> int:
 
 
 def random_probes(rng: np.random.Generator, data: Data) -> list[np.ndarray]:
-    """Near-duplicates of gallery entries (many high scores) and unrelated vectors."""
+    """Near-duplicates of gallery entries (many high similarities) and unrelated vectors."""
     probes = []
     for _ in range(int(rng.integers(1, 4))):
         if rng.random() < 0.7:
@@ -149,8 +147,8 @@ def random_probes(rng: np.random.Generator, data: Data) -> list[np.ndarray]:
     return probes
 
 
-def assert_same(merged: list[ScoredHit], single: list[ScoredHit]) -> None:
-    """The same hits in the same order with the same scores, to the last bit: every path
+def assert_same(merged: list[Hit], single: list[Hit]) -> None:
+    """The same hits in the same order with the same similarities, to the last bit: every path
     re-scores with one definition of similarity (float64, rounded to float32)."""
     assert merged == single
 
@@ -160,7 +158,7 @@ def assert_same(merged: list[ScoredHit], single: list[ScoredHit]) -> None:
 
 def test_merged_equals_single_shard_on_small_galleries(cluster: Cluster) -> None:
     """Galleries this small are scanned exactly, so the merge must match exactly, for any
-    probe count, k, threshold and tag filter, including empty results."""
+    probe count, k, lowest similarity and tag filter, including empty results."""
     rng = np.random.default_rng(7)
     data = make_data(rng, 240)
     cluster.load(data)
@@ -171,11 +169,15 @@ def test_merged_equals_single_shard_on_small_galleries(cluster: Cluster) -> None
     for _ in range(300):
         probes = random_probes(rng, data)
         k = int(rng.integers(1, 51))
-        threshold = int(rng.choice([0, int(rng.integers(0, 10_000)), 5000, 8500]))
+        min_similarity = float(rng.choice([-1.0, rng.uniform(0.0, 1.0), 0.5, 0.85]))
         tag_mask = random_mask(rng)
-        merged = cluster.merged(probes, k=k, threshold=threshold, tag_mask=tag_mask)
+        merged = cluster.merged(probes, k=k, min_similarity=min_similarity, tag_mask=tag_mask)
         single = cluster.single.search(
-            GALLERY, [(MODEL, p) for p in probes], k=k, threshold=threshold, tag_mask=tag_mask
+            GALLERY,
+            [(MODEL, p) for p in probes],
+            k=k,
+            min_similarity=min_similarity,
+            tag_mask=tag_mask,
         )
         assert len(merged) == len(single) == len(probes)
         for got, expected in zip(merged, single, strict=True):
@@ -209,9 +211,9 @@ def test_merged_equals_single_after_deletes_and_replacements(cluster: Cluster) -
         probes = random_probes(rng, data)
         k = int(rng.integers(1, 51))
         tag_mask = random_mask(rng)
-        merged = cluster.merged(probes, k=k, threshold=0, tag_mask=tag_mask)
+        merged = cluster.merged(probes, k=k, min_similarity=-1.0, tag_mask=tag_mask)
         single = cluster.single.search(
-            GALLERY, [(MODEL, p) for p in probes], k=k, threshold=0, tag_mask=tag_mask
+            GALLERY, [(MODEL, p) for p in probes], k=k, min_similarity=-1.0, tag_mask=tag_mask
         )
         for got, expected in zip(merged, single, strict=True):
             assert_same(got, expected)
@@ -221,7 +223,9 @@ def test_merged_equals_single_after_deletes_and_replacements(cluster: Cluster) -
 
 def test_unknown_gallery_merges_to_empty_results(cluster: Cluster) -> None:
     probe = np.ones(DIM, dtype=np.float32)
-    per_shard = [s.search("nobody", [(MODEL, probe)] * 2, k=5, threshold=0) for s in cluster.shards]
+    per_shard = [
+        s.search("nobody", [(MODEL, probe)] * 2, k=5, min_similarity=-1.0) for s in cluster.shards
+    ]
     assert merge_results(per_shard, 5) == [[], []]
 
 
@@ -229,10 +233,10 @@ def test_unknown_gallery_merges_to_empty_results(cluster: Cluster) -> None:
 
 
 def exact_top_k(
-    data: Data, probe: np.ndarray, *, k: int, threshold: int, tag_mask: int
+    data: Data, probe: np.ndarray, *, k: int, min_similarity: float, tag_mask: int
 ) -> list[str]:
     sims = data.vectors @ probe
-    keep = SCORE_MAP.scores(sims.astype(np.float64)) >= threshold
+    keep = sims >= min_similarity
     if tag_mask:
         keep &= (data.masks & np.uint64(tag_mask)) != 0
     order = sorted(np.flatnonzero(keep), key=lambda i: (-sims[i], data.event_ids[i]))
@@ -242,7 +246,7 @@ def exact_top_k(
 def test_merged_hnsw_results_reach_the_exact_top_k(tmp_path: Path) -> None:
     """Shards big enough (and an exact_factor small enough) that the planner takes HNSW for
     unfiltered and filtered searches: the merge finds >= 99% of the exact top-k, and
-    every hit it returns is a true one with its exact score."""
+    every hit it returns is a true one with its exact similarity."""
     dim = DIM
     params = IndexParams(exact_factor=2.5, index_min=100)
     built = make_cluster(tmp_path, params)
@@ -262,17 +266,19 @@ def test_merged_hnsw_results_reach_the_exact_top_k(tmp_path: Path) -> None:
             base = data.vectors[rng.integers(0, len(data.vectors))] + 0.3 * rng.standard_normal(dim)
             probe = (base / np.linalg.norm(base)).astype(np.float32)
             k = int(rng.choice([1, 10, 50]))
-            threshold = int(rng.choice([0, 3000, 6000]))
+            min_similarity = float(rng.choice([-1.0, 0.3, 0.6]))
             tag_mask = int(rng.choice([0, wide, narrow]))
-            expected = exact_top_k(data, probe, k=k, threshold=threshold, tag_mask=tag_mask)
-            [got] = built.merged([probe], k=k, threshold=threshold, tag_mask=tag_mask)
+            expected = exact_top_k(
+                data, probe, k=k, min_similarity=min_similarity, tag_mask=tag_mask
+            )
+            [got] = built.merged([probe], k=k, min_similarity=min_similarity, tag_mask=tag_mask)
             ids = [h.event_id for h in got]
             assert len(ids) == len(set(ids)) <= k
             for hit in got:
                 row = by_id[hit.event_id]
                 similarity = float(data.vectors[row] @ probe)
                 assert hit.similarity == pytest.approx(similarity, abs=1e-5)
-                assert hit.score == SCORE_MAP.score(hit.similarity) >= threshold
+                assert hit.similarity >= min_similarity
                 assert hit.subject_id == data.subject_ids[row]
                 assert not tag_mask or int(data.masks[row]) & tag_mask
             assert [h.similarity for h in got] == sorted((h.similarity for h in got), reverse=True)
@@ -288,9 +294,9 @@ def test_merged_hnsw_results_reach_the_exact_top_k(tmp_path: Path) -> None:
 
 
 def test_merge_orders_by_similarity_then_event_id_and_keeps_k() -> None:
-    a = [ScoredHit("e3", "s", 9000, 0.9), ScoredHit("e1", "s", 8000, 0.5)]
-    b = [ScoredHit("e2", "s", 9000, 0.9), ScoredHit("e0", "s", 1000, 0.1)]
-    c: list[ScoredHit] = []
+    a = [Hit("e3", "s", 0.9), Hit("e1", "s", 0.5)]
+    b = [Hit("e2", "s", 0.9), Hit("e0", "s", 0.1)]
+    c: list[Hit] = []
     merged = merge_hits([a, b, c], 3)
     assert [h.event_id for h in merged] == ["e2", "e3", "e1"]
     assert merge_hits([a, b, c], 50) == [b[0], a[0], a[1], b[1]]
@@ -299,9 +305,9 @@ def test_merge_orders_by_similarity_then_event_id_and_keeps_k() -> None:
 
 def test_merge_keeps_the_best_copy_of_a_duplicated_event() -> None:
     """An event on two shards (mid-move) counts once, with its better similarity."""
-    old = ScoredHit("e1", "s1", 6000, 0.2)
-    new = ScoredHit("e1", "s1", 9000, 0.8)
-    other = ScoredHit("e2", "s2", 7000, 0.4)
+    old = Hit("e1", "s1", 0.2)
+    new = Hit("e1", "s1", 0.8)
+    other = Hit("e2", "s2", 0.4)
     assert merge_hits([[old, other], [new]], 2) == [new, other]
     assert merge_hits([[new], [other, old]], 3) == [new, other]
 
@@ -317,7 +323,7 @@ def test_merge_results_works_on_protobuf_hits_per_probe() -> None:
 
 
 def test_merge_results_refuses_mismatched_answers() -> None:
-    hit = ScoredHit("e", "s", 1, 0.0)
+    hit = Hit("e", "s", 0.0)
     with pytest.raises(ValueError, match="different numbers of probes"):
         merge_results([[[hit]], [[hit], []]], 5)
     with pytest.raises(ValueError, match="no shard"):

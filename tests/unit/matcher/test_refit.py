@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from matcher.gallery import EntryBatch, Gallery, IndexParams
+from matcher.gallery import EntryBatch, Gallery
+from matcher.params import IndexParams
 
 DIM = 128
 

@@ -20,6 +20,9 @@ MAX_FACES: Final = 20
 """The most faces one extraction reports (NEC ID's limit)."""
 DEFAULT_FACES: Final = 10
 """Faces an extraction reports when it does not say."""
+MAX_LIST_PAGE: Final = 1000
+"""The most rows one page of the subject list returns, and the page size when a request
+does not say (NEC ID's ``length``)."""
 
 API_KEY_METADATA: Final = "x-api-key"
 """gRPC metadata of the public API: the application's API key (selects the gallery)."""

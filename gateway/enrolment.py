@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
+from facegate.contract import MAX_LIST_PAGE
 from facegate.errors import ErrorType, FacegateError
 from facegate.faces import FaceAttributes
 from gateway.deps import GatewayDeps, new_id
@@ -24,7 +25,6 @@ from gateway.store.changes import KIND_EVENT
 from gateway.store.records import Application, Change, EventListing, NewEvent
 
 MAX_ID_LENGTH = 256
-MAX_PAGE = 1000
 
 
 @dataclass(frozen=True)
@@ -122,9 +122,9 @@ class Enrolment:
     ) -> tuple[list[EventListing], int]:
         if start < 0:
             raise FacegateError(ErrorType.INVALID_REQUEST, "start must be 0 or more.")
-        if not 1 <= length <= MAX_PAGE:
+        if not 1 <= length <= MAX_LIST_PAGE:
             raise FacegateError(
-                ErrorType.INVALID_REQUEST, f"length must be between 1 and {MAX_PAGE}."
+                ErrorType.INVALID_REQUEST, f"length must be between 1 and {MAX_LIST_PAGE}."
             )
         with self._deps.database.read() as conn:
             return events.list_event_listing(

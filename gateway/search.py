@@ -143,10 +143,10 @@ class Matching:
         )
         with self._deps.database.read() as conn:
             active = events.active_event_ids(conn, gallery_id, [h.event_id for h in hits])
+        live = [h for h in hits if h.event_id in active]
+        scores = score_map.scores(np.array([h.similarity for h in live], dtype=np.float64))
         kept = [
-            (h.subject_id, h.event_id, score_map.score(h.similarity))
-            for h in hits
-            if h.event_id in active
+            (h.subject_id, h.event_id, int(score)) for h, score in zip(live, scores, strict=True)
         ]
         return SearchResult(group_by_subject(kept[:limit]), face.attributes)
 

@@ -13,6 +13,7 @@ from google.protobuf import json_format
 from facegate.contract import (
     DEFAULT_CANDIDATES,
     DEFAULT_THRESHOLD,
+    MAX_LIST_PAGE,
 )
 from facegate.faces import attributes_to_proto
 from facegate.v1 import (
@@ -111,7 +112,7 @@ class SubjectsServicer(subjects_pb2_grpc.SubjectsServicer):
         rows, total = self._enrolment.list_rows(
             self._callers.application(context),
             start=request.start if request.HasField("start") else 0,
-            length=request.length if request.HasField("length") else 1000,
+            length=request.length if request.HasField("length") else MAX_LIST_PAGE,
             descending=request.dir == subjects_pb2.SORT_DIRECTION_DESC,
         )
         return subjects_pb2.SubjectsListResponse(

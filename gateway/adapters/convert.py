@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from facegate.faces import attributes_from_proto
+from facegate.templates import template_to_proto
 from facegate.v1 import common_pb2
 from gateway.faces import Face, Template
 
@@ -15,9 +16,7 @@ def template_from_message(message: common_pb2.Template) -> Template:
 
 
 def template_message(template: Template) -> common_pb2.Template:
-    message = common_pb2.Template(model_id=template.model_id)
-    message.embedding.extend(template.embedding.tolist())
-    return message
+    return template_to_proto(template.model_id, template.embedding)
 
 
 def face_from_message(attributes: common_pb2.FaceAttributes, template: common_pb2.Template) -> Face:

@@ -20,16 +20,13 @@ from matcher.placement import split_by_shard
 
 
 def entry_message(entry: IndexEntry) -> matcher_pb2.MatcherEntry:
-    message = matcher_pb2.MatcherEntry(
+    return matcher_pb2.MatcherEntry(
         gallery_id=entry.gallery_id,
         event_id=entry.event_id,
         subject_id=entry.subject_id,
         tag_mask=entry.tag_mask,
+        template=template_message(entry.template),
     )
-    # Filled in place: a bulk upsert carries thousands of templates, not worth a copy each.
-    message.template.model_id = entry.template.model_id
-    message.template.embedding.extend(entry.template.embedding.tolist())
-    return message
 
 
 class MatcherClient:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from facegate.contract import MAX_LIST_PAGE
 from facegate.v1 import common_pb2, subjects_pb2
 from gateway.rest.convert_common import (
     JsonObject,
@@ -29,8 +30,8 @@ SUBJECTS_LIST_QUERY = Inputs(
             "length",
             "integer",
             minimum=1,
-            maximum=1000,
-            description="Most rows to return; 1000 if not set.",
+            maximum=MAX_LIST_PAGE,
+            description=f"Most rows to return; {MAX_LIST_PAGE} if not set.",
         ),
         Field(
             "dir",

@@ -68,5 +68,5 @@ def create_server(settings: Settings, deps: ExtractorDeps) -> tuple[grpc.Server,
     extractor_pb2_grpc.add_ExtractorServicer_to_server(ExtractorServicer(deps.extractor), server)
     service_name = extractor_pb2.DESCRIPTOR.services_by_name["Extractor"].full_name
     add_health_and_reflection(server, [service_name])
-    port = bind(server, settings.host, settings.extractor_port)
+    port = bind(server, settings.host, settings.extractor_port, settings.tls)
     return server, port

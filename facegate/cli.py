@@ -8,6 +8,8 @@
                                start the services (all: each on its own port, one process)
     facegate tenant create NAME
                                a tenant with a new SigV4 key pair, printed once as JSON
+    facegate tenant keys create|list|revoke, facegate gallery list|regenerate-key
+                               rotate credentials (facegate/credentials_cli.py)
     facegate bulk register --api-key KEY (--dir DIR | --s3 s3://BUCKET/PREFIX)
                                register a whole photo archive, with live progress
     facegate matcher resync    rebuild the matcher shards from the store
@@ -24,11 +26,12 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facegate.compose import SERVICES
+from facegate.credentials_cli import StoreCommand, add_credential_commands
 from facegate.errors import ErrorType, FacegateError
 from facegate.logs import configure_logging
 from facegate.settings import Settings
@@ -220,6 +223,27 @@ def cmd_tenant_create(args: argparse.Namespace) -> int:
     return 0
 
 
+def _store_command(command: StoreCommand) -> Callable[[argparse.Namespace], int]:
+    """Runs ``command`` on the store of the settings and prints its result as JSON; a
+    refusal prints the NEC error JSON and exits 1."""
+
+    def run(args: argparse.Namespace) -> int:
+        from gateway.server import open_store
+
+        database, box = open_store(_settings(args))
+        try:
+            result = command(database, box, args)
+        except FacegateError as error:
+            _print(error.nec_body())
+            return EXIT_FAILED
+        finally:
+            database.close()
+        _print(result, pretty=True)
+        return 0
+
+    return run
+
+
 def cmd_bulk_register(args: argparse.Namespace) -> int:
     """Register every image of a folder or an S3 prefix through the public gRPC API,
     with a live progress bar on stderr and a JSON summary on stdout."""
@@ -241,7 +265,7 @@ def cmd_bulk_register(args: argparse.Namespace) -> int:
             secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", ""),
         )
     tags = [t.strip() for t in (args.tags or "").split(",") if t.strip()]
-    channel = open_channel(args.gateway or settings.gateway_address)
+    channel = open_channel(args.gateway or settings.gateway_address, settings.tls)
     try:
         summary = run_bulk_register(
             BulkClient(channel, args.api_key),
@@ -268,7 +292,7 @@ def cmd_matcher_resync(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     database, _ = open_store(settings)
-    channels = [open_channel(address) for address in settings.matcher_addresses]
+    channels = [open_channel(address, settings.tls) for address in settings.matcher_addresses]
     try:
         matcher = MatcherClient(channels, timeout_s=settings.gateway.call_timeout_s)
         sent = resync(
@@ -431,6 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     create.add_argument("name")
     create.set_defaults(func=cmd_tenant_create)
+    add_credential_commands(tenant, sub, common, _store_command)
 
     matcher_tools = sub.add_parser("matcher", help="matcher maintenance").add_subparsers(
         dest="matcher_command", required=True

@@ -95,5 +95,6 @@ def compose(
             exits.callback(rest.stop)
             ports["rest"] = port
             settings = replace(settings, rest_port=port)
-            log.info("REST API listening on http://%s:%d", settings.host, port)
+            scheme = "https" if settings.tls.enabled else "http"
+            log.info("REST API listening on %s://%s:%d", scheme, settings.host, port)
         return Composed(settings, ports, gateway, exits.pop_all())

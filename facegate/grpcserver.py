@@ -22,6 +22,8 @@ from facegate.logs import (
     request_id_from,
 )
 from facegate.metrics import GRPC_HANDLED, GRPC_LATENCY
+from facegate.settings import TlsSettings
+from facegate.tls import grpc_server_credentials
 
 log = logging.getLogger(__name__)
 
@@ -151,10 +153,15 @@ def add_health_and_reflection(
     return health_servicer
 
 
-def bind(server: grpc.Server, host: str, port: int) -> int:
-    """Bind an insecure port (0 = any free one) and return the port actually bound."""
+def bind(server: grpc.Server, host: str, port: int, tls: TlsSettings | None = None) -> int:
+    """Bind a port (0 = any free one), over TLS when ``tls`` is enabled, and return the
+    port actually bound."""
+    address = f"{host}:{port}"
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
+        if tls is not None and tls.enabled:
+            bound = server.add_secure_port(address, grpc_server_credentials(tls))
+        else:
+            bound = server.add_insecure_port(address)
     except RuntimeError as exc:
         raise OSError(f"could not bind gRPC port {host}:{port}: {exc}") from exc
     if bound == 0:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 # Buckets from 0.5 ms to 30 s: cheap lookups to large-photo extraction.
 LATENCY_BUCKETS = (
@@ -76,6 +76,13 @@ JOB_RECORDS = Counter(
     ["outcome"],
 )
 JOBS_SUBMITTED = Counter("facegate_jobs_submitted_total", "Bulk jobs submitted.")
+TLS_CERTIFICATE_EXPIRY = Gauge(
+    "facegate_tls_certificate_expiry_timestamp_seconds",
+    "When the TLS certificate in use expires (Unix time): role server for what this "
+    "process's listeners serve (follows renewals), client for what its channels present "
+    "(read when they were opened).",
+    ["role"],
+)
 
 
 @contextmanager

@@ -152,6 +152,36 @@ class RestSettings:
     """A request still running after this long fails with Timeout (1003)."""
 
 
+@dataclass(frozen=True)
+class TlsSettings:
+    """TLS of every gRPC server and channel and of the REST listener (``FACEGATE_TLS_*``,
+    docs/operations.md "TLS"); no ``cert_file`` = plaintext everywhere."""
+
+    cert_file: Path | None = None
+    """PEM certificate chain this process serves, and presents to the services it calls."""
+    key_file: Path | None = None
+    """PEM private key of ``cert_file``."""
+    ca_file: Path | None = None
+    """PEM CA bundle that servers' and (with mTLS) clients' certificates must chain to;
+    None = the system's roots, and no client certificates are accepted."""
+    require_client_cert: bool = False
+    """gRPC servers refuse clients without a certificate from ``ca_file`` (mTLS)."""
+    rest_require_client_cert: bool = False
+    """The REST listener does too (NEC ID clients usually have none; a load balancer
+    that re-encrypts may)."""
+
+    def __post_init__(self) -> None:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("FACEGATE_TLS_CERT_FILE and FACEGATE_TLS_KEY_FILE go together")
+        wants_clients = self.require_client_cert or self.rest_require_client_cert
+        if wants_clients and (self.cert_file is None or self.ca_file is None):
+            raise ValueError("client certificates need FACEGATE_TLS_CERT_FILE and _CA_FILE")
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
 # Nested sections of Settings and the prefix of their variables after ``FACEGATE_``.
 _SECTIONS = {
     "extractor": "EXTRACTOR_",
@@ -159,6 +189,7 @@ _SECTIONS = {
     "gateway": "GATEWAY_",
     "rest": "REST_",
     "jobs": "JOBS_",
+    "tls": "TLS_",
 }
 
 
@@ -184,6 +215,7 @@ class Settings:
     gateway: GatewaySettings = field(default_factory=GatewaySettings)
     rest: RestSettings = field(default_factory=RestSettings)
     jobs: JobsSettings = field(default_factory=JobsSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
 
     @property
     def models(self) -> Path:

@@ -139,7 +139,10 @@ class Callers:
                 raise SigV4Error(INVALID_TOKEN_MESSAGE)
         except SigV4Error as error:
             raise FacegateError(ErrorType.FORBIDDEN, error.message) from None
-        return proven[-1]
+        tenant = proven[-1]
+        # Found by the key the call signed with, so this is the key to record.
+        self._tenancy.record_key_use(tenant.access_key_id)
+        return tenant
 
 
 def _text_metadata(context: grpc.ServicerContext) -> dict[str, str]:

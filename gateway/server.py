@@ -108,8 +108,10 @@ def open_gateway(settings: Settings) -> Gateway:
     any change a previous run committed but did not hand to the matchers."""
     database, box = open_store(settings)
     timeout = settings.gateway.call_timeout_s
-    extractor_channel = open_channel(settings.extractor_address)
-    matcher_channels = [open_channel(address) for address in settings.matcher_addresses]
+    extractor_channel = open_channel(settings.extractor_address, settings.tls)
+    matcher_channels = [
+        open_channel(address, settings.tls) for address in settings.matcher_addresses
+    ]
     extractor = ExtractorClient(
         extractor_channel, timeout_s=timeout, max_image_bytes=settings.extractor.max_image_bytes
     )
@@ -165,5 +167,5 @@ def create_server(settings: Settings, gateway: Gateway) -> tuple[grpc.Server, in
     jobs_pb2_grpc.add_JobsServicer_to_server(JobsServicer(callers, gateway.bulk), server)
     names = [service.full_name for service in PUBLIC_SERVICES]
     gateway.readiness.attach(add_health_and_reflection(server, names), names)
-    port = bind(server, settings.host, settings.grpc_port)
+    port = bind(server, settings.host, settings.grpc_port, settings.tls)
     return server, port

@@ -5,11 +5,17 @@ gRPC) and owns galleries; an application is an API key bound to one gallery. Eve
 gallery-scoped call names its application by API key, and when the caller is also a
 signed tenant, the application must be that tenant's: a key leaked across tenants
 reaches nothing.
+
+Credentials are rotated without downtime (docs/operations.md "Key rotation", ADR 0014):
+a tenant may hold two active key pairs, and a regenerated API key leaves the one it
+replaced working for an overlap period. A revocation made elsewhere (the CLI, another
+gateway) reaches this gateway within ACCESS_TTL_S, the life of its lookup caches.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -29,23 +35,34 @@ from gateway.enrolment import require_printable
 from gateway.ports import Clock, system_clock_ms
 from gateway.replication import record_change
 from gateway.search import SearchStatistics, search_statistics
-from gateway.store import galleries, tenants
+from gateway.store import access_keys, galleries, tenants
 from gateway.store.changes import KIND_DROP_GALLERY
 from gateway.store.database import Database
 from gateway.store.events import count_active_events
 from gateway.store.galleries import GalleryNameTaken
-from gateway.store.records import Application, Gallery, Tenant
+from gateway.store.records import AccessKey, Application, Gallery, Tenant
 
 FORBIDDEN_MESSAGE = "Forbidden"
 INVALID_TOKEN_MESSAGE = "The security token included in the request is invalid."
 MAX_NAME_LENGTH = 256
 ACCESS_TTL_S = 5.0
+"""How long a gateway may go on accepting a key revoked elsewhere (the bound
+docs/operations.md states)."""
 ACCESS_CACHE_ENTRIES = 10_000
+KEY_USE_RESOLUTION_MS = 60_000
+"""An access key's last use is recorded at most this often: not a store write per call."""
+MAX_OVERLAP_S = 90 * 24 * 3600
 
 
 @dataclass(frozen=True)
 class NewTenant:
     tenant: Tenant
+    secret_access_key: str
+
+
+@dataclass(frozen=True)
+class NewAccessKey:
+    key: AccessKey
     secret_access_key: str
 
 
@@ -105,12 +122,88 @@ def create_tenant(
 def tenant_secret(
     database: Database, box: SecretBox, access_key_id: str
 ) -> tuple[Tenant, str] | None:
-    """The tenant of an access key and its secret, from the store (uncached)."""
+    """The tenant of an active access key and its secret, from the store (uncached);
+    None when the key is unknown or revoked."""
     with database.read() as conn:
-        tenant = tenants.tenant_by_access_key(conn, access_key_id)
-    if tenant is None:
+        found = access_keys.active_access_key(conn, access_key_id)
+    if found is None:
         return None
-    return tenant, box.open(tenant.secret_ciphertext, access_key_id=access_key_id)
+    tenant, key = found
+    return tenant, box.open(key.secret_ciphertext, access_key_id=access_key_id)
+
+
+def create_access_key(
+    database: Database, box: SecretBox, tenant_name: str, *, clock: Clock = system_clock_ms
+) -> NewAccessKey:
+    """A further key pair for the tenant (at most two active); the secret is returned
+    once and kept encrypted."""
+    access_key_id = new_access_key_id()
+    secret = new_secret_access_key()
+    sealed = box.seal(secret, access_key_id=access_key_id)
+    with database.write() as conn:
+        key = access_keys.add_access_key(
+            conn,
+            tenant_id=_tenant_named(conn, tenant_name).id,
+            access_key_id=access_key_id,
+            secret_ciphertext=sealed,
+            now_ms=clock(),
+        )
+    return NewAccessKey(key, secret)
+
+
+def list_access_keys(database: Database, tenant_name: str) -> list[AccessKey]:
+    """The tenant's key pairs, revoked ones included, oldest first."""
+    with database.read() as conn:
+        return access_keys.list_access_keys(conn, _tenant_named(conn, tenant_name).id)
+
+
+def revoke_access_key(
+    database: Database, tenant_name: str, access_key_id: str, *, clock: Clock = system_clock_ms
+) -> AccessKey:
+    """Revokes one of the tenant's key pairs (never its last active one); every gateway
+    refuses it within ACCESS_TTL_S."""
+    with database.write() as conn:
+        tenant = _tenant_named(conn, tenant_name)
+        return access_keys.revoke_access_key(conn, tenant.id, access_key_id, now_ms=clock())
+
+
+def regenerate_api_key(
+    database: Database, application_id: str, *, overlap_s: float, clock: Clock = system_clock_ms
+) -> NewApplication:
+    """A new API key for the application; the current one keeps working for
+    ``overlap_s`` seconds (and, on gateways other than the caller's, for at most
+    ACCESS_TTL_S after this call however short the overlap)."""
+    if not (math.isfinite(overlap_s) and 0 <= overlap_s <= MAX_OVERLAP_S):
+        raise FacegateError(
+            ErrorType.INVALID_REQUEST,
+            f"The overlap must be between 0 and {MAX_OVERLAP_S} seconds.",
+        )
+    api_key = new_api_key()
+    with database.write() as conn:
+        application = galleries.replace_api_key(
+            conn,
+            application_id,
+            api_key_hash=hash_api_key(api_key),
+            api_key_hint=api_key_hint(api_key),
+            previous_until_ms=clock() + round(overlap_s * 1000),
+        )
+    return NewApplication(application, api_key)
+
+
+def _tenant_named(conn: Connection, name: str) -> Tenant:
+    tenant = tenants.tenant_by_name(conn, name)
+    if tenant is None:
+        raise FacegateError(ErrorType.NOT_FOUND, f"Tenant {name} not found.")
+    return tenant
+
+
+def accepts_key(application: Application, key_hash: bytes, now_ms: int) -> bool:
+    """Whether the key of that hash reaches the application now: its current key, or
+    the previous one until its overlap ends."""
+    return application.api_key_hash == key_hash or (
+        application.previous_api_key_hash == key_hash
+        and now_ms < application.previous_api_key_until_ms
+    )
 
 
 class Tenancy:
@@ -125,6 +218,9 @@ class Tenancy:
         self._applications: TtlCache[bytes, Application | None] = TtlCache(
             ACCESS_TTL_S, ACCESS_CACHE_ENTRIES
         )
+        # When this gateway last recorded each key's use.
+        self._key_uses: dict[str, int] = {}
+        self._key_uses_lock = threading.Lock()
 
     # ------------------------------------------------------------------ tenants
 
@@ -138,14 +234,35 @@ class Tenancy:
     def _load_secret(self, access_key_id: str) -> tuple[Tenant, str] | None:
         return tenant_secret(self._deps.database, self._deps.secrets, access_key_id)
 
+    def record_key_use(self, access_key_id: str) -> None:
+        """Notes that a call proved this key: in the store at most once per
+        KEY_USE_RESOLUTION_MS (per gateway, and the store skips a recent one)."""
+        now = self._deps.clock()
+        with self._key_uses_lock:
+            last = self._key_uses.get(access_key_id)
+            if last is not None and now - last < KEY_USE_RESOLUTION_MS:
+                return
+            if len(self._key_uses) >= ACCESS_CACHE_ENTRIES:
+                self._key_uses.clear()
+            self._key_uses[access_key_id] = now
+        with self._deps.database.write() as conn:
+            access_keys.record_use(
+                conn, access_key_id, now_ms=now, resolution_ms=KEY_USE_RESOLUTION_MS
+            )
+
     def application_for_key(self, api_key: str, tenant: Tenant | None) -> Application:
-        """The application an API key names; Forbidden when there is none, or when a
-        signed tenant presents another tenant's key."""
+        """The application an API key names; Forbidden when there is none, when a
+        signed tenant presents another tenant's key, or for a replaced key whose overlap
+        has ended."""
         if not api_key:
             raise FacegateError(ErrorType.FORBIDDEN, FORBIDDEN_MESSAGE)
         key_hash = hash_api_key(api_key)
         application = self._applications.get(key_hash, lambda: self._load_application(key_hash))
-        if application is None or (tenant is not None and application.tenant_id != tenant.id):
+        if (
+            application is None
+            or (tenant is not None and application.tenant_id != tenant.id)
+            or not accepts_key(application, key_hash, self._deps.clock())
+        ):
             raise FacegateError(ErrorType.FORBIDDEN, FORBIDDEN_MESSAGE)
         return application
 

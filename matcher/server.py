@@ -186,5 +186,5 @@ def create_server(settings: Settings, deps: MatcherDeps) -> tuple[grpc.Server, i
     matcher_pb2_grpc.add_MatcherServicer_to_server(MatcherServicer(deps.shard), server)
     service_name = matcher_pb2.DESCRIPTOR.services_by_name["Matcher"].full_name
     add_health_and_reflection(server, [service_name])
-    port = bind(server, settings.host, settings.matcher_port)
+    port = bind(server, settings.host, settings.matcher_port, settings.tls)
     return server, port

@@ -30,8 +30,9 @@ from facegate.contract import API_KEY_METADATA, FORWARDED_REQUEST_METADATA
 from facegate.errors import ErrorType, FacegateError
 from facegate.logs import BACKEND_MS_METADATA, REQUEST_ID, request_id_from, request_metadata
 from facegate.metrics import AUTH_FAILURES, HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
-from facegate.settings import RestSettings
+from facegate.settings import RestSettings, TlsSettings
 from facegate.sigv4 import Claimed, SignedRequest, SigV4Error, check_claim
+from facegate.tls import grpc_channel_credentials
 from facegate.v1 import auth_pb2
 from gateway.rest import routes
 from gateway.rest.body import read_body
@@ -121,7 +122,8 @@ def forwarded_request(request: SignedRequest, claimed: Claimed) -> bytes:
 
 class RestApp:
     """The ASGI application. ``gateway_address`` is the gateway's gRPC address; the
-    channel is opened on the server's event loop at first use."""
+    channel (over TLS when ``tls`` is enabled) is opened on the server's event loop at
+    first use."""
 
     def __init__(
         self,
@@ -129,9 +131,11 @@ class RestApp:
         gateway_address: str,
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        tls: TlsSettings | None = None,
     ) -> None:
         self._settings = settings
         self._gateway_address = gateway_address
+        self._tls = tls or TlsSettings()
         self._clock = clock
         self._limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
         self._channel: grpc.aio.Channel | None = None
@@ -294,14 +298,16 @@ class RestApp:
 
     def _stub(self, service: str) -> Any:
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(
-                self._gateway_address,
-                options=[
-                    ("grpc.max_send_message_length", 64 * 1024 * 1024),
-                    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                    ("grpc.lb_policy_name", "round_robin"),
-                ],
-            )
+            options = [
+                ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                ("grpc.lb_policy_name", "round_robin"),
+            ]
+            if self._tls.enabled:
+                credentials = grpc_channel_credentials(self._tls)
+                self._channel = grpc.aio.secure_channel(self._gateway_address, credentials, options)
+            else:
+                self._channel = grpc.aio.insecure_channel(self._gateway_address, options)
         if service not in self._stubs:
             self._stubs[service] = STUBS[service](self._channel)
         return self._stubs[service]

@@ -1,6 +1,6 @@
 """The REST shim's server: uvicorn on a socket bound up front (port 0 = any free port),
 run on its own thread so the all-in-one process can start and stop it like the gRPC
-servers."""
+servers; over TLS when the settings name a certificate (facegate/tls.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,21 @@ import socket
 import threading
 
 import uvicorn
+from uvicorn.config import HTTP_PROTOCOLS
+from uvicorn.importer import import_from_string
 
-from facegate.settings import Settings
+from facegate.settings import Settings, TlsSettings
+from facegate.tls import RestContexts, handshake_first
 from gateway.rest.app import RestApp
 
 _START_TIMEOUT_S = 30.0
 
 
 class RestServer:
-    def __init__(self, app: RestApp, sock: socket.socket) -> None:
+    def __init__(self, app: RestApp, sock: socket.socket, tls: TlsSettings) -> None:
         config = uvicorn.Config(
             app,
+            http=_protocol(tls),
             lifespan="on",
             log_level="warning",
             access_log=False,
@@ -63,5 +67,14 @@ def create_server(settings: Settings) -> tuple[RestServer, int]:
     sock.bind((settings.host, settings.rest_port))
     sock.listen(1024)
     port: int = sock.getsockname()[1]
-    app = RestApp(settings.rest, settings.gateway_address)
-    return RestServer(app, sock), port
+    app = RestApp(settings.rest, settings.gateway_address, tls=settings.tls)
+    return RestServer(app, sock, settings.tls), port
+
+
+def _protocol(tls: TlsSettings) -> type[asyncio.Protocol] | str:
+    """uvicorn's HTTP protocol, behind our own TLS handshake when TLS is on: that one
+    logs refused handshakes and takes renewed certificates (uvicorn's ``ssl`` does
+    neither)."""
+    if not tls.enabled:
+        return "auto"
+    return handshake_first(import_from_string(HTTP_PROTOCOLS["auto"]), RestContexts(tls))

@@ -158,7 +158,30 @@ def _upgrade(engine: Engine) -> None:
         if current == head:
             return
         conn.execution_options(**{_SQLITE_BEGIN: "BEGIN IMMEDIATE"})
-        with conn.begin():
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
-            command.upgrade(_alembic_config(conn), "head")
+        sqlite = engine.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by copying it and dropping the original, and dropping
+            # a parent table with foreign keys on deletes its children through ON DELETE
+            # CASCADE. SQLite's own procedure for schema changes: keys off (outside any
+            # transaction, where the pragma is ignored), check them before committing.
+            _sqlite_pragma(conn, "PRAGMA foreign_keys = OFF")
+        try:
+            with conn.begin():
+                if engine.dialect.name == "postgresql":
+                    conn.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY}
+                    )
+                command.upgrade(_alembic_config(conn), "head")
+                if sqlite and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
+                    raise RuntimeError("the schema upgrade left rows without their parent")
+        finally:
+            if sqlite:
+                _sqlite_pragma(conn, "PRAGMA foreign_keys = ON")
+
+
+def _sqlite_pragma(conn: Connection, pragma: str) -> None:
+    """Runs ``pragma`` on the driver's connection, outside any transaction (SQLAlchemy
+    would begin one first)."""
+    dbapi_connection = conn.connection.dbapi_connection
+    assert dbapi_connection is not None
+    dbapi_connection.execute(pragma)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, select, update
+from sqlalchemy import Connection, Row, delete, insert, or_, select, update
 
 from facegate.errors import ErrorType, FacegateError
 from gateway.store.common import gallery_not_found, lock_gallery, try_execute
@@ -175,9 +175,48 @@ def get_application(conn: Connection, tenant_id: str, application_id: str) -> Ap
 
 
 def application_by_key_hash(conn: Connection, key_hash: bytes) -> Application | None:
-    """The application whose API key has this sha256."""
-    row = conn.execute(select(applications).where(applications.c.api_key_hash == key_hash)).first()
+    """The application whose API key, or previous API key, has this sha256 (whether the
+    previous key is still accepted is the caller's to decide: it depends on the time)."""
+    row = conn.execute(
+        select(applications).where(
+            or_(
+                applications.c.api_key_hash == key_hash,
+                applications.c.previous_api_key_hash == key_hash,
+            )
+        )
+    ).first()
     return None if row is None else _application(row)
+
+
+def replace_api_key(
+    conn: Connection,
+    application_id: str,
+    *,
+    api_key_hash: bytes,
+    api_key_hint: str,
+    previous_until_ms: int,
+) -> Application:
+    """Gives the application a new key; the current one becomes its previous key, until
+    ``previous_until_ms`` (a key replaced earlier is forgotten). NOT_FOUND when the
+    application does not exist."""
+    current = conn.execute(
+        select(applications).where(applications.c.id == application_id).with_for_update()
+    ).first()
+    if current is None:
+        raise FacegateError(ErrorType.NOT_FOUND, "Application not found.")
+    conn.execute(
+        update(applications)
+        .where(applications.c.id == application_id)
+        .values(
+            api_key_hash=api_key_hash,
+            api_key_hint=api_key_hint,
+            previous_api_key_hash=current.api_key_hash,
+            previous_api_key_hint=current.api_key_hint,
+            previous_api_key_until_ms=previous_until_ms,
+        )
+    )
+    row = conn.execute(select(applications).where(applications.c.id == application_id)).one()
+    return _application(row)
 
 
 def list_applications(
@@ -258,4 +297,9 @@ def _application(row: Row[Any]) -> Application:
         api_key_hint=row.api_key_hint,
         face_minimum_quality_score=row.face_minimum_quality_score,
         created_ms=row.created_ms,
+        previous_api_key_hash=None
+        if row.previous_api_key_hash is None
+        else bytes(row.previous_api_key_hash),
+        previous_api_key_hint=row.previous_api_key_hint,
+        previous_api_key_until_ms=row.previous_api_key_until_ms,
     )

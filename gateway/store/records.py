@@ -10,11 +10,27 @@ EventStatus = Literal["A", "D"]
 
 @dataclass(frozen=True)
 class Tenant:
+    """``access_key_id`` is the key the tenant was found by (the one a call signed with),
+    else its oldest active key ("" when none is active)."""
+
     id: str
     name: str
     access_key_id: str
+    created_ms: int
+
+
+@dataclass(frozen=True)
+class AccessKey:
+    """One SigV4 key pair of a tenant; the secret is sealed (gateway/credentials.py).
+    ``last_used_ms`` and ``revoked_ms`` are 0 for never; ``last_used_ms`` is recorded at
+    most once a minute (gateway/tenancy.py)."""
+
+    access_key_id: str
+    tenant_id: str
     secret_ciphertext: bytes
     created_ms: int
+    last_used_ms: int
+    revoked_ms: int
 
 
 @dataclass(frozen=True)
@@ -34,7 +50,9 @@ class Gallery:
 
 @dataclass(frozen=True)
 class Application:
-    """``api_key_hash`` is the sha256 of the key; the key itself is never stored."""
+    """``api_key_hash`` is the sha256 of the key; the key itself is never stored. A
+    regenerated application also accepts the key it replaced, ``previous_api_key_hash``,
+    until ``previous_api_key_until_ms`` (None and 0 when there is none)."""
 
     id: str
     tenant_id: str
@@ -45,6 +63,9 @@ class Application:
     api_key_hint: str
     face_minimum_quality_score: float
     created_ms: int
+    previous_api_key_hash: bytes | None = None
+    previous_api_key_hint: str = ""
+    previous_api_key_until_ms: int = 0
 
 
 @dataclass(frozen=True)

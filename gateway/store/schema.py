@@ -46,9 +46,22 @@ tenants = Table(
     metadata,
     Column("id", String, primary_key=True),
     Column("name", String, nullable=False, unique=True),
-    Column("access_key_id", String, nullable=False, unique=True),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+# A tenant's SigV4 key pairs (at most two active at once, so that one can be rotated
+# without downtime; migration 0005). The secret is sealed with the access key id as
+# associated data (gateway/credentials.py). 0 in last_used_ms / revoked_ms: never.
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("access_key_id", String, primary_key=True),
+    Column("tenant_id", String, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
     Column("secret_ciphertext", LargeBinary, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    Column("last_used_ms", BigInteger, nullable=False, server_default=text("0")),
+    Column("revoked_ms", BigInteger, nullable=False, server_default=text("0")),
+    Index(None, "tenant_id"),
 )
 
 galleries = Table(
@@ -80,6 +93,11 @@ applications = Table(
     Column("api_key_hint", String, nullable=False),
     Column("face_minimum_quality_score", Float, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    # The key a regeneration replaced, still accepted until previous_api_key_until_ms
+    # so that clients can switch over without downtime (migration 0005).
+    Column("previous_api_key_hash", LargeBinary, nullable=True, unique=True),
+    Column("previous_api_key_hint", String, nullable=False, server_default=text("''")),
+    Column("previous_api_key_until_ms", BigInteger, nullable=False, server_default=text("0")),
     Index(None, "tenant_id", "name"),
     Index(None, "gallery_id"),
 )

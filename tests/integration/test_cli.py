@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+from typing import Any
 
 from bench.dataset import faces_dir
+from gateway.credentials import api_key_hint, hash_api_key
+from gateway.store import galleries
+from gateway.store.database import open_database, sqlite_url
+from tests.support.store import new_gallery, new_id
 
 FACES = faces_dir() / "test"
 
@@ -100,3 +106,81 @@ def test_verify_fails_with_the_nec_error() -> None:
     )
     assert missing.returncode == 1
     assert json.loads(missing.stdout)["errorCode"] == 1001
+
+
+def _store_command(data_dir: Path, *args: str) -> tuple[int, Any]:
+    """Runs a command on the store of ``data_dir``: its exit status and JSON output."""
+    done = _facegate(*args, "--data-dir", str(data_dir))
+    assert done.stdout, done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def test_tenant_keys_create_list_and_revoke(tmp_path: Path) -> None:
+    code, tenant = _store_command(tmp_path, "tenant", "create", "acme")
+    assert code == 0
+    code, second = _store_command(tmp_path, "tenant", "keys", "create", "acme")
+    assert code == 0
+    assert second["accessKeyId"] != tenant["accessKeyId"]
+    assert len(second["secretAccessKey"]) == 40
+    code, third = _store_command(tmp_path, "tenant", "keys", "create", "acme")
+    assert code == 1
+    assert third["errorType"] == "InvalidRequest"
+
+    code, listed = _store_command(tmp_path, "tenant", "keys", "list", "acme")
+    assert code == 0
+    keys = listed["accessKeys"]
+    assert [k["accessKeyId"] for k in keys] == [tenant["accessKeyId"], second["accessKeyId"]]
+    assert {k["status"] for k in keys} == {"active"}
+    assert all(k["lastUsed"] is None for k in keys)
+    listing = json.dumps(listed)
+    assert tenant["secretAccessKey"] not in listing
+    assert second["secretAccessKey"] not in listing
+
+    code, revoked = _store_command(
+        tmp_path, "tenant", "keys", "revoke", "acme", tenant["accessKeyId"]
+    )
+    assert code == 0
+    assert revoked["status"] == "revoked"
+    code, last = _store_command(tmp_path, "tenant", "keys", "revoke", "acme", second["accessKeyId"])
+    assert code == 1
+    assert "only active access key" in last["message"]
+    code, listed = _store_command(tmp_path, "tenant", "keys", "list", "acme")
+    assert [k["status"] for k in listed["accessKeys"]] == ["revoked", "active"]
+
+
+def test_gallery_regenerate_key_prints_the_new_key_once(tmp_path: Path) -> None:
+    code, tenant = _store_command(tmp_path, "tenant", "create", "acme")
+    assert code == 0
+    database = open_database(sqlite_url(tmp_path / "gateway" / "facegate.db"))
+    try:
+        with database.write() as conn:
+            gallery = new_gallery(conn, tenant["id"])
+            application = galleries.create_application(
+                conn,
+                id=new_id(),
+                tenant_id=tenant["id"],
+                gallery_id=gallery.id,
+                name="main",
+                description="",
+                api_key_hash=hash_api_key("the-first-key"),
+                api_key_hint=api_key_hint("the-first-key"),
+                face_minimum_quality_score=0.5,
+                now_ms=1,
+            )
+    finally:
+        database.close()
+
+    code, regenerated = _store_command(
+        tmp_path, "gallery", "regenerate-key", application.id, "--overlap-s", "3600"
+    )
+    assert code == 0
+    assert regenerated["previousApiKeyHint"] == api_key_hint("the-first-key")
+    assert regenerated["previousApiKeyValidUntil"] is not None
+    code, listed = _store_command(tmp_path, "gallery", "list", "acme")
+    assert code == 0
+    (shown,) = listed["galleries"][0]["applications"]
+    assert shown["apiKeyHint"] == api_key_hint(regenerated["apiKey"])
+    assert regenerated["apiKey"] not in json.dumps(listed)
+    code, missing = _store_command(tmp_path, "gallery", "regenerate-key", "nothing")
+    assert code == 1
+    assert missing == {"message": "Application not found."}

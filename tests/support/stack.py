@@ -20,7 +20,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from facegate.compose import compose
-from facegate.settings import Settings
+from facegate.settings import Settings, TlsSettings
 from gateway.deps import GatewayDeps
 from gateway.server import Gateway
 
@@ -42,10 +42,12 @@ def running_stack(
     *,
     database_url: str = "",
     jobs: Mapping[str, Any] | None = None,
+    tls: TlsSettings | None = None,
     **rest: Any,
 ) -> Iterator[Stack]:
     """Every service of ``facegate serve`` started in this process; ``rest`` overrides
-    RestSettings fields (rate limits, body size, timeout), ``jobs`` JobsSettings fields."""
+    RestSettings fields (rate limits, body size, timeout), ``jobs`` JobsSettings fields;
+    ``tls``: every server and channel over TLS (tests/support/tls.py)."""
     base = Settings.from_env()
     settings = replace(
         base,
@@ -65,15 +67,17 @@ def running_stack(
         ),
         rest=replace(base.rest, **rest),
         jobs=replace(base.jobs, **(jobs or {})),
+        tls=tls or base.tls,
     )
     composed = compose(settings, grace_s=None)
+    scheme = "https" if settings.tls.enabled else "http"
     try:
         assert composed.gateway is not None
         yield Stack(
             settings=composed.settings,
             gateway=composed.gateway,
             deps=composed.gateway.deps,
-            rest_url=f"http://127.0.0.1:{composed.ports['rest']}",
+            rest_url=f"{scheme}://127.0.0.1:{composed.ports['rest']}",
             grpc_address=f"127.0.0.1:{composed.ports['gateway']}",
         )
     finally:

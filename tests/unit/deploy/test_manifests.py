@@ -3,10 +3,11 @@
 Each rendered object is validated against the Kubernetes OpenAPI schemas bundled with
 kubernetes-validate, in strict mode (an unknown or misspelt field fails), for the oldest
 Kubernetes these manifests support and the newest the package knows. Custom resources
-(ServiceMonitor) are not in those schemas and are checked against the small schema
-below. Then the references no schema sees: Services against pods, probes against
-ports, Secrets and ConfigMaps against what exists or is documented as created by the
-operator, and the matcher shards against the gateway's list of them.
+(ServiceMonitor, cert-manager's Certificate) are not in those schemas and are checked
+against the small schemas below. Then the references no schema sees: Services against
+pods, probes against ports, Secrets and ConfigMaps against what exists, what a
+Certificate fills, or what is documented as created by the operator, and the matcher
+shards against the gateway's list of them.
 """
 
 from __future__ import annotations
@@ -93,7 +94,64 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
 """The fields of monitoring.coreos.com/v1 ServiceMonitor these manifests use, with the
 Operator's required ones (selector, endpoints); other fields are refused so a typo
 cannot pass unnoticed."""
-CUSTOM_SCHEMAS = {("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR_SCHEMA}
+CERTIFICATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "metadata": {"type": "object", "required": ["name"]},
+        "spec": {
+            "type": "object",
+            "required": ["secretName", "issuerRef"],
+            "additionalProperties": False,
+            "properties": {
+                "secretName": {"type": "string", "minLength": 1},
+                "issuerRef": {
+                    "type": "object",
+                    "required": ["name"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "kind": {"enum": ["Issuer", "ClusterIssuer"]},
+                        "group": {"type": "string"},
+                    },
+                },
+                "duration": {"type": "string", "pattern": "^[0-9]+(h|m|s)$"},
+                "renewBefore": {"type": "string", "pattern": "^[0-9]+(h|m|s)$"},
+                "privateKey": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        "algorithm": {"enum": ["RSA", "ECDSA", "Ed25519"]},
+                        "size": {"type": "integer"},
+                        "rotationPolicy": {"enum": ["Never", "Always"]},
+                        "encoding": {"enum": ["PKCS1", "PKCS8"]},
+                    },
+                },
+                "usages": {
+                    "type": "array",
+                    "items": {
+                        "enum": [
+                            "digital signature",
+                            "key encipherment",
+                            "server auth",
+                            "client auth",
+                        ]
+                    },
+                },
+                "dnsNames": {"type": "array", "minItems": 1, "items": {"type": "string"}},
+                "ipAddresses": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+    },
+}
+"""The fields of cert-manager.io/v1 Certificate these manifests use (the same rule: other
+fields are refused)."""
+CERTIFICATE_KEYS = {"tls.crt", "tls.key", "ca.crt"}
+"""What the Secret of a Certificate from a CA Issuer holds."""
+CUSTOM_SCHEMAS = {
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR_SCHEMA,
+    ("cert-manager.io/v1", "Certificate"): CERTIFICATE_SCHEMA,
+}
 
 
 def facegate_workloads(objects: list[Manifest]) -> list[Workload]:
@@ -167,7 +225,8 @@ def test_facegate_services_probe_grpc_health_and_rest_http(rendered: Render, ove
     """gRPC services: readiness is the standard health check. The gateway's health
     follows its dependencies (gateway/health.py), so its liveness must not: a matcher
     shard being down would restart every gateway; it checks the port instead."""
-    for w in facegate_workloads(rendered(overlay)):
+    objects = rendered(overlay)
+    for w in facegate_workloads(objects):
         container = w.pod_spec["containers"][0]
         ports = container_ports(container)
         for kind, probe in probes(container):
@@ -175,8 +234,15 @@ def test_facegate_services_probe_grpc_health_and_rest_http(rendered: Render, ove
             if w.component == "rest":
                 assert probe["httpGet"]["path"] == "/openapi.json", what
                 assert ports.get(probe["httpGet"]["port"]) == 8080, what
+                over_tls = "FACEGATE_TLS_CERT_FILE" in env_of(container, objects)
+                assert probe["httpGet"].get("scheme", "HTTP") == ("HTTPS" if over_tls else "HTTP")
             elif w.component == "gateway" and kind != "readinessProbe":
                 assert ports.get(probe["tcpSocket"]["port"]) == ports["grpc"], what
+            elif "exec" in probe:
+                # Over TLS, which Kubernetes' grpc probe cannot speak (facegate/probe.py).
+                command = probe["exec"]["command"]
+                assert command == ["python", "-m", "facegate.probe", str(ports["grpc"])], what
+                assert "FACEGATE_TLS_CERT_FILE" in env_of(container, objects), what
             else:
                 assert probe["grpc"]["port"] == ports["grpc"], what
 
@@ -187,6 +253,10 @@ def test_secrets_and_config_maps_exist_or_are_documented(rendered: Render, overl
     doc = OPERATIONS_DOC.read_text(encoding="utf-8")
     for ref in references(objects):
         present = [o for o in of_kind(objects, ref.kind) if o["metadata"]["name"] == ref.name]
+        issued = [c for c in of_kind(objects, "Certificate") if c["spec"]["secretName"] == ref.name]
+        if ref.kind == "Secret" and issued:
+            assert not ref.key or ref.key in CERTIFICATE_KEYS, f"{ref}: not in a TLS Secret"
+            continue
         if present:
             data = {**present[0].get("data", {}), **present[0].get("stringData", {})}
             assert not ref.key or ref.key in data, f"{ref}: no key {ref.key}"

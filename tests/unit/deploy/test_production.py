@@ -18,6 +18,7 @@ from tests.support.k8s import (
     Render,
     Workload,
     container_ports,
+    env_of,
     named,
     of_kind,
     selects,
@@ -202,3 +203,36 @@ def test_prometheus_example_scrapes_the_metrics_ports(production: list[Manifest]
     service = named(production, "Service", "facegate-gateway")
     name_label = service["metadata"]["labels"]["app.kubernetes.io/name"]
     assert keeps[("__meta_kubernetes_service_label_app_kubernetes_io_name",)] == name_label
+
+
+@pytest.mark.parametrize("component", ["rest", "gateway", "extractor", "matcher"])
+def test_every_service_runs_over_mtls_with_its_own_certificate(
+    production: list[Manifest], component: str
+) -> None:
+    """Its TLS files lie in a mounted Secret that a cert-manager Certificate for the
+    Service's own name fills (a directory mount: renewals reach the files)."""
+    target = workload(production, component)
+    container = target.pod_spec["containers"][0]
+    env = env_of(container, production)
+    assert env["FACEGATE_TLS_REQUIRE_CLIENT_CERT"] == "true"
+    files = {env[f"FACEGATE_TLS_{name}_FILE"] for name in ("CERT", "KEY", "CA")}
+    (mount,) = [
+        m
+        for m in container["volumeMounts"]
+        if all(f.startswith(m["mountPath"] + "/") for f in files)
+    ]
+    assert "subPath" not in mount
+    (volume,) = [v for v in target.pod_spec["volumes"] if v["name"] == mount["name"]]
+    (certificate,) = [
+        c
+        for c in of_kind(production, "Certificate")
+        if c["spec"]["secretName"] == volume["secret"]["secretName"]
+    ]
+    assert {Path(f).name for f in files} == {"tls.crt", "tls.key", "ca.crt"}
+    names = certificate["spec"]["dnsNames"]
+    assert f"facegate-{component}" in names
+    assert "localhost" in names  # the exec probes' address
+    assert {"server auth", "client auth"} <= set(certificate["spec"]["usages"])
+    issuer = certificate["spec"]["issuerRef"]["name"]
+    operations = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert f"`{issuer}`" in operations, "the operator creates the Issuer: documented there"

@@ -17,6 +17,7 @@ from facegate.settings import (
     MatcherSettings,
     RestSettings,
     Settings,
+    TlsSettings,
     _from_env,
     default_data_dir,
 )
@@ -100,6 +101,7 @@ def test_every_field_has_a_variable() -> None:
         "gateway": GatewaySettings,
         "rest": RestSettings,
         "jobs": JobsSettings,
+        "tls": TlsSettings,
     }
     env = {ENV_PREFIX + f.name.upper(): "1" for f in fields(Settings) if f.name not in sections}
     for name, section in sections.items():

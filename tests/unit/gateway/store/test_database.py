@@ -39,6 +39,24 @@ def _tenant_count(conn: Connection) -> int:
     return count
 
 
+def _insert_old_tenant(conn: Connection, tenant_id: str, access_key_id: str, sealed: bytes) -> None:
+    """A tenant as revisions before 0005 stored it: its one key pair on its row."""
+    conn.execute(
+        text(
+            "INSERT INTO tenants (id, name, access_key_id, secret_ciphertext, created_ms)"
+            " VALUES (:id, :id, :key, :sealed, 7)"
+        ),
+        {"id": tenant_id, "key": access_key_id, "sealed": sealed},
+    )
+
+
+def _alembic(conn: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = conn
+    return config
+
+
 def test_upgrade_builds_exactly_the_declared_schema(empty_url: str) -> None:
     database = open_database(empty_url)
     try:
@@ -214,18 +232,7 @@ def test_upgrade_to_0004_counts_each_gallerys_event_rows(empty_url: str) -> None
             config.set_main_option("script_location", str(MIGRATIONS))
             config.attributes["connection"] = conn
             command.upgrade(config, "0003")
-            conn.execute(
-                insert(tenants_table),
-                [
-                    {
-                        "id": "t",
-                        "name": "t",
-                        "access_key_id": "AK",
-                        "secret_ciphertext": b"x",
-                        "created_ms": 1,
-                    }
-                ],
-            )
+            _insert_old_tenant(conn, "t", "AK", b"x")
             for gallery_id in ("full", "empty"):
                 conn.execute(
                     text(
@@ -260,5 +267,54 @@ def test_upgrade_to_0004_counts_each_gallerys_event_rows(empty_url: str) -> None
             assert events.count_event_rows(conn, "full") == 3
             assert events.count_event_rows(conn, "empty") == 0
             assert events.count_event_rows(conn, "missing") == 0
+    finally:
+        database.close()
+
+
+def test_upgrade_to_0005_moves_each_tenants_key_pair_and_downgrade_restores_it(
+    empty_url: str,
+) -> None:
+    engine = create_engine(empty_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(_alembic(conn), "0004")
+            _insert_old_tenant(conn, "acme", "AK-acme", b"\x00sealed-acme")
+            _insert_old_tenant(conn, "beta", "AK-beta", b"\x00sealed-beta")
+            command.upgrade(_alembic(conn), "0005")
+            moved = conn.execute(
+                text(
+                    "SELECT access_key_id, tenant_id, secret_ciphertext, created_ms,"
+                    " last_used_ms, revoked_ms FROM access_keys ORDER BY access_key_id"
+                )
+            ).all()
+            assert [(*row[:2], bytes(row[2]), *row[3:]) for row in moved] == [
+                ("AK-acme", "acme", b"\x00sealed-acme", 7, 0, 0),
+                ("AK-beta", "beta", b"\x00sealed-beta", 7, 0, 0),
+            ]
+            conn.execute(
+                text(
+                    "INSERT INTO access_keys (access_key_id, tenant_id, secret_ciphertext,"
+                    " created_ms, revoked_ms) VALUES ('AK-acme-2', 'acme', :sealed, 8, 0)"
+                ),
+                {"sealed": b"\x00sealed-acme-2"},
+            )
+            conn.execute(
+                text("UPDATE access_keys SET revoked_ms = 9 WHERE access_key_id = 'AK-acme'")
+            )
+            command.downgrade(_alembic(conn), "0004")
+            kept = conn.execute(
+                text("SELECT id, access_key_id, secret_ciphertext FROM tenants ORDER BY id")
+            ).all()
+            assert [(row[0], row[1], bytes(row[2])) for row in kept] == [
+                ("acme", "AK-acme-2", b"\x00sealed-acme-2"),
+                ("beta", "AK-beta", b"\x00sealed-beta"),
+            ]
+    finally:
+        engine.dispose()
+    database = open_database(empty_url)
+    try:
+        with database.read() as conn:
+            assert tenants.tenant_by_access_key(conn, "AK-acme-2") is not None
+            assert tenants.tenant_by_access_key(conn, "AK-acme") is None
     finally:
         database.close()

@@ -21,6 +21,7 @@ from bench import (
     photo_sizes,
     quantize,
     s3_client,
+    tls_bench,
 )
 
 
@@ -38,7 +39,7 @@ def main() -> int:
         "--skip-gateway",
         action="store_true",
         help="skip the gateway benchmarks (REST API end to end at 10k and 100k events, "
-        "the large-body REST path, the S3 client's CPU per object)",
+        "the large-body REST path, the S3 client's CPU per object, TLS on every hop)",
     )
     parser.add_argument(
         "--skip-accuracy",
@@ -55,6 +56,7 @@ def main() -> int:
         status |= gateway_bench.main([])
         status |= large_body.main([])
         status |= s3_client.main([])
+        status |= tls_bench.main([])
     if not args.skip_accuracy:
         status |= face_selection.main([])
         status |= accuracy_api.main([])

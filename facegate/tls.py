@@ -3,7 +3,8 @@
 Servers read their certificate files again when the files change (cert-manager renews
 them in place), checked at each new handshake, so a renewal needs no restart; a half
 written pair (a new certificate beside the old key) is not used until both agree.
-Channels read the files once, when they are opened.
+Channels check the files every few seconds and move new calls to a connection that
+presents the renewed certificate (gateway/adapters/channel.py, gateway/rest/app.py).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 import logging
 import os
 import ssl
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,17 +80,19 @@ def _stamp(paths: list[Path]) -> FileStamp:
     return tuple((s.st_ino, s.st_mtime_ns, s.st_size) for s in stats)
 
 
-class ServerFiles:
-    """A server's certificate files, read again when they change."""
+class CertificateFiles:
+    """A process's certificate files, read again when they change; ``role`` ("server" or
+    "client") labels the expiry metric."""
 
-    def __init__(self, settings: TlsSettings) -> None:
+    def __init__(self, settings: TlsSettings, role: str = "server") -> None:
         self.settings = settings
+        self._role = role
         self._paths = list(certificate_and_key(settings))
         if settings.ca_file is not None:
             self._paths.append(settings.ca_file)
         self._stamp = _stamp(self._paths)
         self.current = read_material(settings)
-        TLS_CERTIFICATE_EXPIRY.labels("server").set(self.current.not_after)
+        TLS_CERTIFICATE_EXPIRY.labels(role).set(self.current.not_after)
 
     def renewed(self) -> TlsMaterial | None:
         """The files' new contents when they changed since the last reading and agree;
@@ -106,15 +111,17 @@ class ServerFiles:
             return None
         self._stamp = stamp
         self.current = material
-        TLS_CERTIFICATE_EXPIRY.labels("server").set(material.not_after)
-        log.info("TLS certificate reloaded", extra={"not_after": material.not_after})
+        TLS_CERTIFICATE_EXPIRY.labels(self._role).set(material.not_after)
+        log.info(
+            "TLS certificate reloaded", extra={"role": self._role, "not_after": material.not_after}
+        )
         return material
 
 
 def grpc_server_credentials(settings: TlsSettings) -> grpc.ServerCredentials:
     """Credentials whose certificate follows the files: gRPC asks for a newer
     configuration at each handshake."""
-    files = ServerFiles(settings)
+    files = CertificateFiles(settings)
 
     def configuration(material: TlsMaterial) -> grpc.ServerCertificateConfiguration:
         return grpc.ssl_server_certificate_configuration(
@@ -133,10 +140,8 @@ def grpc_server_credentials(settings: TlsSettings) -> grpc.ServerCredentials:
     )
 
 
-def grpc_channel_credentials(settings: TlsSettings) -> grpc.ChannelCredentials:
+def channel_credentials(material: TlsMaterial) -> grpc.ChannelCredentials:
     """What a channel verifies servers against and presents as its own certificate."""
-    material = read_material(settings)
-    TLS_CERTIFICATE_EXPIRY.labels("client").set(material.not_after)
     return grpc.ssl_channel_credentials(
         root_certificates=material.ca_bundle,
         private_key=material.private_key,
@@ -144,11 +149,37 @@ def grpc_channel_credentials(settings: TlsSettings) -> grpc.ChannelCredentials:
     )
 
 
+class ClientCertificate:
+    """The certificate a process's channels present, followed as its files change:
+    :meth:`renewed` answers the new credentials at most once per ``check_every_s``."""
+
+    def __init__(self, settings: TlsSettings, *, check_every_s: float = 5.0) -> None:
+        self._files = CertificateFiles(settings, "client")
+        self._check_every_s = check_every_s
+        self._checked = time.monotonic()
+        self._lock = threading.Lock()
+        self.credentials = channel_credentials(self._files.current)
+
+    def renewed(self) -> grpc.ChannelCredentials | None:
+        now = time.monotonic()
+        if now - self._checked < self._check_every_s:
+            return None
+        with self._lock:
+            if now - self._checked < self._check_every_s:
+                return None
+            self._checked = now
+            material = self._files.renewed()
+            if material is None:
+                return None
+            self.credentials = channel_credentials(material)
+            return self.credentials
+
+
 class RestContexts:
     """The REST listener's SSLContext, rebuilt when the files change."""
 
     def __init__(self, settings: TlsSettings) -> None:
-        self._files = ServerFiles(settings)
+        self._files = CertificateFiles(settings)
         self._context = self._build(self._files.current)
 
     def current(self) -> ssl.SSLContext:

@@ -13,6 +13,7 @@ the NEC error format, never dropped.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -32,7 +33,7 @@ from facegate.logs import BACKEND_MS_METADATA, REQUEST_ID, request_id_from, requ
 from facegate.metrics import AUTH_FAILURES, HTTP_LATENCY, HTTP_REQUESTS, RATE_LIMITED
 from facegate.settings import RestSettings, TlsSettings
 from facegate.sigv4 import Claimed, SignedRequest, SigV4Error, check_claim
-from facegate.tls import grpc_channel_credentials
+from facegate.tls import ClientCertificate
 from facegate.v1 import auth_pb2
 from gateway.rest import routes
 from gateway.rest.body import read_body
@@ -135,7 +136,9 @@ class RestApp:
     ) -> None:
         self._settings = settings
         self._gateway_address = gateway_address
-        self._tls = tls or TlsSettings()
+        tls = tls or TlsSettings()
+        # The certificate this shim presents to the gateway, followed as it is renewed.
+        self._certificate = ClientCertificate(tls) if tls.enabled else None
         self._clock = clock
         self._limiter = RateLimiter(settings.rate_per_second, settings.rate_burst)
         self._channel: grpc.aio.Channel | None = None
@@ -298,19 +301,33 @@ class RestApp:
 
     def _stub(self, service: str) -> Any:
         if self._channel is None:
-            options = [
-                ("grpc.max_send_message_length", 64 * 1024 * 1024),
-                ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                ("grpc.lb_policy_name", "round_robin"),
-            ]
-            if self._tls.enabled:
-                credentials = grpc_channel_credentials(self._tls)
-                self._channel = grpc.aio.secure_channel(self._gateway_address, credentials, options)
-            else:
-                self._channel = grpc.aio.insecure_channel(self._gateway_address, options)
+            self._channel = self._open_channel(
+                None if self._certificate is None else self._certificate.credentials
+            )
+        elif self._certificate is not None:
+            renewed = self._certificate.renewed()
+            if renewed is not None:
+                # New calls present the renewed certificate; calls under way finish on
+                # the old channel, closed once they have all had their deadline.
+                retired, self._channel = self._channel, self._open_channel(renewed)
+                self._stubs.clear()
+                asyncio.get_running_loop().call_later(
+                    self._settings.request_timeout_s + 1.0,
+                    lambda: asyncio.ensure_future(retired.close()),
+                )
         if service not in self._stubs:
             self._stubs[service] = STUBS[service](self._channel)
         return self._stubs[service]
+
+    def _open_channel(self, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+        options = [
+            ("grpc.max_send_message_length", 64 * 1024 * 1024),
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.lb_policy_name", "round_robin"),
+        ]
+        if credentials is None:
+            return grpc.aio.insecure_channel(self._gateway_address, options)
+        return grpc.aio.secure_channel(self._gateway_address, credentials, options)
 
 
 def _needs_normalising(path: str) -> bool:

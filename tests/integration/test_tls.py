@@ -178,6 +178,25 @@ def test_renewed_files_are_served_to_new_connections_and_exported(stack: Stack, 
     with open_channel(stack.grpc_address, client_tls(pki, pki.client)) as channel:
         assert health(channel) == health_pb2.HealthCheckResponse.SERVING
 
+    # The REST shim's and the gateway's channels present the renewed certificate to their
+    # backends once they next look at the files (every few seconds), without a restart.
+    created = create_tenant(stack.deps.database, stack.deps.secrets, "tls-renewal")
+    rest = SignedClient(stack.rest_url, created.tenant.access_key_id, created.secret_access_key)
+    rest.http = httpx.Client(verify=ssl.create_default_context(cafile=pki.authority.ca_file))
+    try:
+        gallery = rest.call("POST", "/api/galleries", {"name": "renewal", "size": 5}).json()
+        keyed = rest.with_api_key(gallery["apiKey"])
+        probe = b64((OBAMA / "obama2.jpg").read_bytes())
+        deadline = time.monotonic() + 15.0
+        expected = renewed.certificate.not_valid_after_utc.timestamp()
+        while _expiry_metric("client") != expected and time.monotonic() < deadline:
+            assert keyed.call("POST", "/v1.1/face/search", {"probe": probe}).status_code == 404
+            time.sleep(0.5)
+        assert _expiry_metric("client") == expected
+        assert keyed.call("POST", "/v1.1/face/search", {"probe": probe}).status_code == 404
+    finally:
+        rest.http.close()
+
 
 def _served_serial(pki: Pki, port: int) -> int:
     """The serial of the certificate a new TLS connection to ``port`` is shown."""
@@ -193,9 +212,9 @@ def _served_serial(pki: Pki, port: int) -> int:
     return x509.load_der_x509_certificate(der).serial_number
 
 
-def _expiry_metric() -> float | None:
+def _expiry_metric(role: str = "server") -> float | None:
     return REGISTRY.get_sample_value(
-        "facegate_tls_certificate_expiry_timestamp_seconds", {"role": "server"}
+        "facegate_tls_certificate_expiry_timestamp_seconds", {"role": role}
     )
 
 

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from facegate.settings import Settings, TlsSettings
-from facegate.tls import ServerFiles, handshake_failure_reason, read_material
+from facegate.tls import CertificateFiles, handshake_failure_reason, read_material
 from tests.support.tls import Authority, Issued, replace_files
 
 
@@ -70,7 +70,7 @@ def test_a_key_of_another_certificate_is_refused_without_quoting_it(tmp_path: Pa
 def test_files_are_read_again_only_when_they_change(tmp_path: Path) -> None:
     authority = Authority(tmp_path)
     served = authority.issue("served", days=5)
-    files = ServerFiles(settings_for(served, authority))
+    files = CertificateFiles(settings_for(served, authority))
     assert files.current.not_after == served.certificate.not_valid_after_utc.timestamp()
     assert _expiry() == files.current.not_after
     assert files.renewed() is None
@@ -88,7 +88,7 @@ def test_files_are_read_again_only_when_they_change(tmp_path: Path) -> None:
 def test_a_half_replaced_pair_is_not_used_until_complete(tmp_path: Path) -> None:
     authority = Authority(tmp_path)
     served = authority.issue("served")
-    files = ServerFiles(settings_for(served, authority))
+    files = CertificateFiles(settings_for(served, authority))
     before = files.current
     renewed = authority.issue("renewed", days=3)
     _swap(renewed.cert_file, served.cert_file)  # the key not yet

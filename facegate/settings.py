@@ -97,6 +97,9 @@ class GatewaySettings:
     replay_interval_s: float = 1.0
     """How often changes committed to the store but not yet acknowledged by the matchers
     are sent again (after a matcher was unreachable or a gateway died mid-request)."""
+    forwarders: tuple[str, ...] = ()
+    """DNS names of the client certificates allowed to forward REST requests' signatures
+    (the REST shim's, under mTLS); empty = any caller may (plaintext deployments)."""
 
 
 @dataclass(frozen=True)

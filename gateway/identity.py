@@ -12,7 +12,7 @@ gallery-scoped calls; a proven tenant binds them to that tenant's applications.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +37,8 @@ class _Call:
     proven: list[Tenant | None] = field(default_factory=list)
     """The caller's tenant once authenticated (a call may ask more than once)."""
 
+
+FORWARDER_REFUSED = "Forwarded signatures are accepted only from the REST shim."
 
 _CALL: contextvars.ContextVar[_Call | None] = contextvars.ContextVar("facegate_call", default=None)
 
@@ -75,10 +77,12 @@ class Callers:
         tenancy: Tenancy,
         *,
         region: str,
+        forwarders: Collection[str] = (),
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._tenancy = tenancy
         self._region = region
+        self._forwarders = frozenset(forwarders)
         self._clock = clock
 
     def tenant(self, context: grpc.ServicerContext) -> Tenant:
@@ -121,6 +125,7 @@ class Callers:
 
         try:
             if isinstance(forwarded, bytes):
+                self._check_forwarder(context)
                 verify(
                     _signed_request(forwarded),
                     secret_for=secret_for,
@@ -143,6 +148,17 @@ class Callers:
         # Found by the key the call signed with, so this is the key to record.
         self._tenancy.record_key_use(tenant.access_key_id)
         return tenant
+
+    def _check_forwarder(self, context: grpc.ServicerContext) -> None:
+        """A forwarded signature binds the body's hash, not the message built from the
+        body, so only the REST shim may forward one: its certificate must name one of
+        ``forwarders`` (when any are configured)."""
+        if not self._forwarders:
+            return
+        # grpc's stubs type the values as bytes; they are lists of bytes.
+        names: Any = context.auth_context().get("x509_subject_alternative_name") or ()
+        if not self._forwarders & {bytes(name).decode("utf-8", "replace") for name in names}:
+            raise SigV4Error(FORWARDER_REFUSED)
 
 
 def _text_metadata(context: grpc.ServicerContext) -> dict[str, str]:

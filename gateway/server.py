@@ -153,7 +153,7 @@ def create_server(settings: Settings, gateway: Gateway) -> tuple[grpc.Server, in
         workers=settings.grpc_workers, max_message_bytes=largest, interceptors=[CallRecorder()]
     )
     tenancy = Tenancy(deps)
-    callers = Callers(tenancy, region=settings.rest.region)
+    callers = Callers(tenancy, region=settings.rest.region, forwarders=settings.gateway.forwarders)
     enrolment = Enrolment(deps)
     subjects_pb2_grpc.add_SubjectsServicer_to_server(SubjectsServicer(callers, enrolment), server)
     events_pb2_grpc.add_EventsServicer_to_server(EventsServicer(callers, enrolment), server)

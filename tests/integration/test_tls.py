@@ -24,10 +24,13 @@ from prometheus_client import REGISTRY
 from bench.dataset import faces_dir
 from facegate import probe
 from facegate.compose import compose
+from facegate.contract import FORWARDED_REQUEST_METADATA
+from facegate.errors import FacegateError
 from facegate.rpc_auth import RpcSigner
 from facegate.settings import TlsSettings
 from facegate.v1 import galleries_pb2, galleries_pb2_grpc
 from gateway.adapters.channel import open_channel
+from gateway.identity import FORWARDER_REFUSED
 from gateway.tenancy import create_tenant
 from tests.support.stack import SignedClient, Stack, b64, running_stack
 from tests.support.tls import Authority, Issued, mtls_settings, replace_files
@@ -241,3 +244,28 @@ def test_the_exec_probe_checks_health_over_mtls(
     monkeypatch.setenv("FACEGATE_TLS_KEY_FILE", str(pki.client.key_file))
     monkeypatch.setenv("FACEGATE_TLS_CA_FILE", str(pki.authority.ca_file))
     assert [probe.main([port]) for port in ports] == [0, 0, 0]
+
+
+def test_only_the_rest_shim_may_forward_signatures(
+    tmp_path_factory: pytest.TempPathFactory, pki: Pki
+) -> None:
+    """Under mTLS the gateway takes a forwarded REST signature only from a certificate
+    that names one of its forwarders (the shim's names localhost here)."""
+    folder = tmp_path_factory.mktemp("forwarders")
+    with running_stack(folder, tls=pki.settings, forwarders=("localhost",)) as stack:
+        created = create_tenant(stack.deps.database, stack.deps.secrets, "forwarders")
+        rest = SignedClient(stack.rest_url, created.tenant.access_key_id, created.secret_access_key)
+        rest.http = httpx.Client(verify=ssl.create_default_context(cafile=pki.authority.ca_file))
+        try:
+            assert rest.call("GET", "/api/galleries").status_code == 200
+        finally:
+            rest.http.close()
+        elsewhere = pki.authority.issue("elsewhere", dns_names=("elsewhere.example",))
+        with open_channel(stack.grpc_address, client_tls(pki, elsewhere)) as channel:
+            forged = ((FORWARDED_REQUEST_METADATA, b"\x0a\x03GET"),)
+            with pytest.raises(grpc.RpcError) as refused:
+                galleries_pb2_grpc.GalleriesStub(channel).List(
+                    galleries_pb2.GalleriesListRequest(), metadata=forged, timeout=10
+                )
+    assert refused.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert FacegateError.from_rpc_error(refused.value).message == FORWARDER_REFUSED

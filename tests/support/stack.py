@@ -43,11 +43,13 @@ def running_stack(
     database_url: str = "",
     jobs: Mapping[str, Any] | None = None,
     tls: TlsSettings | None = None,
+    forwarders: tuple[str, ...] = (),
     **rest: Any,
 ) -> Iterator[Stack]:
     """Every service of ``facegate serve`` started in this process; ``rest`` overrides
     RestSettings fields (rate limits, body size, timeout), ``jobs`` JobsSettings fields;
-    ``tls``: every server and channel over TLS (tests/support/tls.py)."""
+    ``tls``: every server and channel over TLS (tests/support/tls.py); ``forwarders``:
+    GatewaySettings.forwarders."""
     base = Settings.from_env()
     settings = replace(
         base,
@@ -64,6 +66,7 @@ def running_stack(
             # A shared store needs the deployment's key set explicitly (gateway/server.py).
             master_key=base64.b64encode(os.urandom(32)).decode() if database_url else "",
             replay_interval_s=0.2,
+            forwarders=forwarders,
         ),
         rest=replace(base.rest, **rest),
         jobs=replace(base.jobs, **(jobs or {})),

@@ -68,11 +68,14 @@ class Authority:
         self.ca_file = folder / "ca.pem"
         self.ca_file.write_bytes(self.certificate.public_bytes(serialization.Encoding.PEM))
 
-    def issue(self, name: str, *, days: int = 10) -> Issued:
-        """A certificate for both server and client use, valid for ``days``."""
+    def issue(
+        self, name: str, *, days: int = 10, dns_names: tuple[str, ...] = LOCAL_NAMES
+    ) -> Issued:
+        """A certificate for both server and client use, valid for ``days``, naming
+        ``dns_names`` and 127.0.0.1."""
         key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
-        names: list[x509.GeneralName] = [x509.DNSName(n) for n in LOCAL_NAMES]
+        names: list[x509.GeneralName] = [x509.DNSName(n) for n in dns_names]
         names += [x509.IPAddress(ipaddress.ip_address(a)) for a in LOCAL_ADDRESSES]
         certificate = (
             x509.CertificateBuilder()

@@ -236,3 +236,17 @@ def test_every_service_runs_over_mtls_with_its_own_certificate(
     issuer = certificate["spec"]["issuerRef"]["name"]
     operations = (REPO / "docs" / "operations.md").read_text(encoding="utf-8")
     assert f"`{issuer}`" in operations, "the operator creates the Issuer: documented there"
+
+
+def test_only_the_rest_certificate_may_forward_signatures(production: list[Manifest]) -> None:
+    """The gateway takes forwarded REST signatures only from certificates naming one of
+    its forwarders: names that the REST shim's certificate holds and no other does."""
+    env = env_of(workload(production, "gateway").pod_spec["containers"][0], production)
+    forwarders = set(env["FACEGATE_GATEWAY_FORWARDERS"].split(","))
+    assert forwarders
+    for certificate in of_kind(production, "Certificate"):
+        names = set(certificate["spec"]["dnsNames"])
+        if certificate["spec"]["secretName"] == "facegate-rest-tls":
+            assert forwarders <= names
+        else:
+            assert not forwarders & names, certificate["metadata"]["name"]

@@ -10,8 +10,9 @@
                                a tenant with a new SigV4 key pair, printed once as JSON
     facegate tenant keys create|list|revoke, facegate gallery list|regenerate-key
                                rotate credentials (facegate/credentials_cli.py)
-    facegate bulk register --api-key KEY (--dir DIR | --s3 s3://BUCKET/PREFIX)
-                               register a whole photo archive, with live progress
+    facegate bulk register (--dir DIR | --s3 s3://BUCKET/PREFIX)
+                               register a whole photo archive, with live progress; the
+                               API key from FACEGATE_API_KEY, --api-key-file or --api-key
     facegate matcher resync    rebuild the matcher shards from the store
 
 Settings come from ``FACEGATE_*`` environment variables and the flags below
@@ -23,10 +24,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +45,18 @@ if TYPE_CHECKING:
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+
+API_KEY_VARIABLE = "FACEGATE_API_KEY"
+"""Where commands that call the API find the application key when no flag gives it: a
+key in the environment or a file stays out of ``ps`` and shell history."""
+
+DESCRIPTION = "facegate: self-hosted face identification with an NEC ID v1.1-compatible API."
+EPILOG = (
+    "Settings come from FACEGATE_* environment variables and the flags of each command "
+    "(docs/configuration.md); facegate COMMAND --help lists a command's arguments. "
+    "Failures of extract and verify print the NEC error JSON and exit 1; configuration "
+    "problems print a message on stderr and exit 2."
+)
 
 
 _PORT_SETTING = {
@@ -244,16 +259,36 @@ def _store_command(command: StoreCommand) -> Callable[[argparse.Namespace], int]
     return run
 
 
+def api_key(args: argparse.Namespace) -> str:
+    """The application key of ``--api-key-file``, ``--api-key`` or, when neither is
+    given, ``FACEGATE_API_KEY``: flags win over the environment, as for settings."""
+    if args.api_key_file is not None:
+        try:
+            key: str = args.api_key_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(
+                f"cannot read --api-key-file {args.api_key_file}: {exc.strerror or exc}"
+            ) from exc
+        if not key:
+            raise ValueError(f"--api-key-file {args.api_key_file} is empty")
+        return key
+    key = args.api_key or os.environ.get(API_KEY_VARIABLE, "").strip()
+    if not key:
+        raise ValueError(
+            f"no API key: set {API_KEY_VARIABLE}, or give --api-key-file PATH or --api-key KEY"
+        )
+    return key
+
+
 def cmd_bulk_register(args: argparse.Namespace) -> int:
     """Register every image of a folder or an S3 prefix through the public gRPC API,
     with a live progress bar on stderr and a JSON summary on stdout."""
-    import os
-
     from gateway.adapters.channel import open_channel
     from gateway.bulk_client import BulkClient, run_bulk_register
     from gateway.sources import SourceConfig
 
     settings = _settings(args)
+    key = api_key(args)
     if args.dir is not None:
         config = SourceConfig(uri=Path(args.dir).resolve().as_uri())
     else:
@@ -268,7 +303,7 @@ def cmd_bulk_register(args: argparse.Namespace) -> int:
     channel = open_channel(args.gateway or settings.gateway_address, settings.tls)
     try:
         summary = run_bulk_register(
-            BulkClient(channel, args.api_key),
+            BulkClient(channel, key),
             config,
             tags=tags,
             chunk=settings.jobs.max_registrations,
@@ -386,11 +421,17 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--data-dir", type=Path, help="data directory (FACEGATE_DATA_DIR)")
     common.add_argument("--model-dir", type=Path, help="model directory (FACEGATE_MODEL_DIR)")
 
-    parser = argparse.ArgumentParser(prog="facegate", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = argparse.ArgumentParser(prog="facegate", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {version('facegate')}",
+        help="print the installed facegate version and exit",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", help="what to do")
 
     models = sub.add_parser("models", help="manage model files").add_subparsers(
-        dest="models_command", required=True
+        dest="models_command", required=True, metavar="ACTION", help="what to do with models"
     )
     fetch = models.add_parser("fetch", parents=[common], help="fetch and verify pinned models")
     fetch.add_argument(
@@ -406,38 +447,64 @@ def build_parser() -> argparse.ArgumentParser:
     register = models.add_parser(
         "register", parents=[common], help="add your own ONNX model to the manifest"
     )
-    register.add_argument("name")
+    register.add_argument("name", metavar="NAME", help="the model's name in the manifest")
     register.add_argument("--file", type=Path, required=True, help="the .onnx file")
-    register.add_argument("--role", required=True, choices=["detector", "recognizer"])
+    register.add_argument(
+        "--role",
+        required=True,
+        choices=["detector", "recognizer"],
+        help="finds faces (detector) or makes templates (recognizer)",
+    )
     register.add_argument(
         "--architecture",
         required=True,
         help="retinaface or yunet (detectors); arcface-112 (5-point aligned 112x112 crops)",
     )
     register.add_argument("--embedding-dim", type=int, default=0, help="recognizers only")
-    register.add_argument("--channel-order", choices=["RGB", "BGR"], default="RGB")
-    register.add_argument("--mean", default="127.5", help="one or three numbers")
-    register.add_argument("--std", default="127.5", help="one or three numbers")
+    register.add_argument(
+        "--channel-order",
+        choices=["RGB", "BGR"],
+        default="RGB",
+        help="channel order of the model's input (default RGB)",
+    )
+    register.add_argument(
+        "--mean", default="127.5", help="subtracted from each channel: one or three numbers"
+    )
+    register.add_argument(
+        "--std", default="127.5", help="each channel is divided by it: one or three numbers"
+    )
     register.add_argument("--size", type=int, default=0, help="square input side (0 = any)")
-    register.add_argument("--licence", required=True)
-    register.add_argument("--commercial-use", action="store_true")
+    register.add_argument(
+        "--licence", required=True, help="the model's licence, recorded in the manifest"
+    )
+    register.add_argument(
+        "--commercial-use", action="store_true", help="the licence allows commercial use"
+    )
     register.set_defaults(func=cmd_models_register)
 
     extract = sub.add_parser("extract", parents=[common], help="print NEC extract JSON")
-    extract.add_argument("images", nargs="+", metavar="IMAGE")
+    extract.add_argument("images", nargs="+", metavar="IMAGE", help="image files to read")
     extract.add_argument("--limit", type=int, default=None, help="most faces per image (1-20)")
     extract.add_argument("--pretty", action="store_true", help="indent the JSON")
     extract.set_defaults(func=cmd_extract)
 
     verify = sub.add_parser("verify", parents=[common], help='print {"score": N}')
-    verify.add_argument("image_a", metavar="IMAGE_A")
-    verify.add_argument("image_b", metavar="IMAGE_B")
+    verify.add_argument("image_a", metavar="IMAGE_A", help="the first image file")
+    verify.add_argument("image_b", metavar="IMAGE_B", help="the second image file")
     verify.set_defaults(func=cmd_verify)
 
     serve = sub.add_parser("serve", parents=[common], help="start the services")
-    serve.add_argument("service", nargs="?", default="all", choices=["all", *SERVICES])
+    serve.add_argument(
+        "service",
+        nargs="?",
+        default="all",
+        choices=["all", *SERVICES],
+        metavar="SERVICE",
+        help=f"all (the default: every service, each on its own port) or one of "
+        f"{', '.join(SERVICES)}",
+    )
     serve.add_argument("--host", help="address to bind (FACEGATE_HOST)")
-    serve.add_argument("--port", type=int, help="port of the one service named (not with `all`)")
+    serve.add_argument("--port", type=int, help="port of the one service named (not with all)")
     serve.add_argument("--rest-port", type=int, help="REST API port (FACEGATE_REST_PORT)")
     serve.add_argument("--grpc-port", type=int, help="public gRPC port (FACEGATE_GRPC_PORT)")
     serve.add_argument(
@@ -448,17 +515,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=cmd_serve)
 
     tenant = sub.add_parser("tenant", help="manage tenants").add_subparsers(
-        dest="tenant_command", required=True
+        dest="tenant_command", required=True, metavar="ACTION", help="what to do with tenants"
     )
     create = tenant.add_parser(
         "create", parents=[common], help="create a tenant; prints its key pair once"
     )
-    create.add_argument("name")
+    create.add_argument("name", metavar="NAME", help="the new tenant's name")
     create.set_defaults(func=cmd_tenant_create)
     add_credential_commands(tenant, sub, common, _store_command)
 
     matcher_tools = sub.add_parser("matcher", help="matcher maintenance").add_subparsers(
-        dest="matcher_command", required=True
+        dest="matcher_command", required=True, metavar="ACTION", help="what to do"
     )
     resync_parser = matcher_tools.add_parser(
         "resync",
@@ -468,16 +535,24 @@ def build_parser() -> argparse.ArgumentParser:
     resync_parser.set_defaults(func=cmd_matcher_resync)
 
     bulk = sub.add_parser("bulk", help="bulk registration jobs").add_subparsers(
-        dest="bulk_command", required=True
+        dest="bulk_command", required=True, metavar="ACTION", help="what to do"
     )
     register_all = bulk.add_parser(
         "register", parents=[common], help="register every image of a folder or S3 prefix"
     )
-    register_all.add_argument(
+    key = register_all.add_mutually_exclusive_group()
+    key.add_argument(
+        "--api-key-file",
+        type=Path,
+        metavar="PATH",
+        help="a file holding the gallery's application key",
+    )
+    key.add_argument(
         "--api-key",
-        required=True,
-        help="the gallery's application key (write --api-key=KEY for an older key that "
-        "starts with '-')",
+        metavar="KEY",
+        help=f"the gallery's application key; {API_KEY_VARIABLE} or --api-key-file keep it "
+        "out of ps and shell history (write --api-key=KEY for an older key that starts "
+        "with '-')",
     )
     where = register_all.add_mutually_exclusive_group(required=True)
     where.add_argument("--dir", help="a folder the gateway can read")

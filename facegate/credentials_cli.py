@@ -102,7 +102,7 @@ def add_credential_commands(
     """Adds ``tenant keys ...`` under ``tenant_commands`` and ``gallery ...`` under
     ``commands``; ``run`` opens the store, runs a command and prints its result."""
     keys = tenant_commands.add_parser("keys", help="a tenant's SigV4 key pairs").add_subparsers(
-        dest="keys_command", required=True
+        dest="keys_command", required=True, metavar="ACTION", help="what to do with key pairs"
     )
     create = keys.add_parser(
         "create", parents=[common], help="a second key pair (two at most); printed once"
@@ -120,11 +120,13 @@ def add_credential_commands(
         help="revoke a key pair (every gateway refuses it within seconds: docs/operations.md)",
     )
     revoke.add_argument("tenant", metavar="TENANT", help="the tenant's name")
-    revoke.add_argument("access_key_id", metavar="ACCESS_KEY_ID")
+    revoke.add_argument(
+        "access_key_id", metavar="ACCESS_KEY_ID", help="the key pair's id, as keys list shows it"
+    )
     revoke.set_defaults(func=run(keys_revoke))
 
     gallery = commands.add_parser("gallery", help="galleries' applications").add_subparsers(
-        dest="gallery_command", required=True
+        dest="gallery_command", required=True, metavar="ACTION", help="what to do with galleries"
     )
     listed = gallery.add_parser(
         "list", parents=[common], help="a tenant's galleries, applications and key hints"
@@ -136,7 +138,11 @@ def add_credential_commands(
         parents=[common],
         help="a new API key for an application; the old one works for the overlap",
     )
-    regenerate.add_argument("application_id", metavar="APPLICATION_ID")
+    regenerate.add_argument(
+        "application_id",
+        metavar="APPLICATION_ID",
+        help="the application's id, as gallery list shows it",
+    )
     regenerate.add_argument(
         "--overlap-s",
         type=float,

@@ -5,6 +5,7 @@ the `facegate bulk register` command."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from sqlalchemy import Connection, update
 
 from bench.dataset import faces_dir
+from facegate.cli import API_KEY_VARIABLE
 from facegate.contract import API_KEY_METADATA
 from facegate.v1 import jobs_pb2, jobs_pb2_grpc
 from gateway.store import galleries as galleries_store
@@ -346,14 +348,15 @@ def test_cli_registers_a_folder(stack: Stack, client: SignedClient, archive: Pat
     for person in people:
         shutil.copy(next(person.glob("*.jpg")), tmp_path / f"{person.name}.jpg")
     (tmp_path / "readme.md").write_text("skipped: not an image file name")
+    # The key as the README passes it: in the environment, not on the command line.
     result = subprocess.run(
         [
             sys.executable, "-m", "facegate", "bulk", "register",
-            "--api-key", client.api_key or "",
             "--dir", str(tmp_path),
             "--tags", "staff",
             "--gateway", stack.grpc_address,
         ],
+        env={**os.environ, API_KEY_VARIABLE: client.api_key or ""},
         capture_output=True, text=True, timeout=WAIT_S, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr

@@ -24,8 +24,8 @@ def _varint(value: int) -> bytes:
 
 def template_to_proto(model_id: str, vector: np.ndarray) -> common_pb2.Template:
     """The message of a template. Built from its packed wire form: the embedding's
-    float32 bytes go in as they are, where filling the repeated field converts every
-    value to a Python float and back (ten times the cost, on every search and upsert)."""
+    float32 bytes go in as they are, where filling the repeated field would convert
+    every value to a Python float and back, on every search and upsert."""
     name = model_id.encode("utf-8")
     data = np.asarray(vector, dtype="<f4").ravel().tobytes()
     wire = (_MODEL_ID_TAG + _varint(len(name)) + name) if name else b""

@@ -12,7 +12,7 @@ gallery-scoped calls; a proven tenant binds them to that tenant's applications.
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -105,13 +105,14 @@ class Callers:
     def application(self, context: grpc.ServicerContext) -> Application:
         tenant = self.optional_tenant(context)
         return self._tenancy.application_for_key(
-            _text_metadata(context).get(API_KEY_METADATA, ""), tenant
+            _text_metadata(context.invocation_metadata() or ()).get(API_KEY_METADATA, ""),
+            tenant,
         )
 
     def _authenticate(self, context: grpc.ServicerContext, call: _Call | None) -> Tenant | None:
-        raw = dict(context.invocation_metadata() or ())
-        forwarded = raw.get(FORWARDED_REQUEST_METADATA)
-        text = {k: v for k, v in raw.items() if isinstance(v, str)}
+        metadata = context.invocation_metadata() or ()
+        forwarded = dict(metadata).get(FORWARDED_REQUEST_METADATA)
+        text = _text_metadata(metadata)
         if forwarded is None and ACCESS_KEY_METADATA not in text:
             return None
         proven: list[Tenant] = []
@@ -161,8 +162,9 @@ class Callers:
             raise SigV4Error(FORWARDER_REFUSED)
 
 
-def _text_metadata(context: grpc.ServicerContext) -> dict[str, str]:
-    return {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+def _text_metadata(metadata: Iterable[tuple[str, str | bytes]]) -> dict[str, str]:
+    """The text entries of a call's metadata (binary ``-bin`` entries left out)."""
+    return {k: v for k, v in metadata if isinstance(v, str)}
 
 
 def _signed_request(forwarded: bytes) -> SignedRequest:

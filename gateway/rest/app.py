@@ -35,6 +35,7 @@ from facegate.settings import RestSettings, TlsSettings
 from facegate.sigv4 import Claimed, SignedRequest, SigV4Error, check_claim
 from facegate.tls import ClientCertificate
 from facegate.v1 import auth_pb2
+from gateway.adapters.channel import MAX_MESSAGE_BYTES
 from gateway.rest import routes
 from gateway.rest.body import read_body
 from gateway.rest.endpoints import STUBS
@@ -321,8 +322,8 @@ class RestApp:
 
     def _open_channel(self, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
         options = [
-            ("grpc.max_send_message_length", 64 * 1024 * 1024),
-            ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.lb_policy_name", "round_robin"),
         ]
         if credentials is None:
@@ -340,7 +341,7 @@ _JSON = msgspec.json.Decoder()
 
 def _parse_json(body: bytes) -> object:
     # msgspec rather than orjson for reading: it turns a multi-megabyte base64 string into
-    # a str several times faster. RecursionError: nesting deeper than it allows.
+    # a str faster. RecursionError: nesting deeper than it allows.
     try:
         parsed = _JSON.decode(body)
     except (msgspec.DecodeError, RecursionError):

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from google.protobuf.descriptor import FieldDescriptor
-
 from facegate.faces import (
     Box,
     FaceAttributes,
@@ -21,6 +19,7 @@ from facegate.faces import (
 from facegate.v1 import common_pb2
 from gateway.rest.convert_common import face_attributes_to_json, nec_number
 from tests.support.attributes import distinct_attributes
+from tests.support.messages import unset_fields
 
 
 def camel(snake: str) -> str:
@@ -61,18 +60,7 @@ def test_dataclasses_have_the_fields_of_the_messages() -> None:
 
 def test_attributes_to_proto_sets_every_field() -> None:
     """Fails when a field is added to FaceAttributes (proto) without a converter for it."""
-
-    def unset(message: common_pb2.FaceAttributes | common_pb2.Box | common_pb2.Point) -> list[str]:
-        present = {field.name for field, _ in message.ListFields()}
-        missing = []
-        for field in message.DESCRIPTOR.fields:
-            if field.name not in present:
-                missing.append(field.name)
-            elif field.type == FieldDescriptor.TYPE_MESSAGE:
-                missing += [f"{field.name}.{n}" for n in unset(getattr(message, field.name))]
-        return missing
-
-    assert unset(attributes_to_proto(distinct_attributes())) == []
+    assert unset_fields(attributes_to_proto(distinct_attributes())) == []
 
 
 def test_every_attribute_reaches_the_nec_attribute_of_the_same_name() -> None:

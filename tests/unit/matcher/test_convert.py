@@ -54,6 +54,7 @@ from matcher.gallery import Hit
 from matcher.params import IndexParams
 from matcher.results import ShardStats
 from matcher.writes import ClearTagBit, Delete, DeleteSubject, DropGallery, ShardEntry, Upsert
+from tests.support.messages import unset_fields
 
 MODEL_ID = "synthetic-8@0123456789ab"
 # Every sample value is non-default, distinct, and exact in float32 / its proto type.
@@ -237,20 +238,6 @@ def test_every_matcher_message_has_a_case() -> None:
             assert not message.fields, f"{message.name} has fields now: it needs converters"
         else:
             assert message.full_name in covered, message.name
-
-
-def unset_fields(message: Message) -> list[str]:
-    """Fields (recursively, through the first element of repeated messages) left unset."""
-    present = {field.name for field, _ in message.ListFields()}
-    missing = []
-    for field in message.DESCRIPTOR.fields:
-        if field.name not in present:
-            missing.append(field.name)
-        elif field.type == FieldDescriptor.TYPE_MESSAGE:
-            value = getattr(message, field.name)
-            first = value[0] if field.is_repeated else value
-            missing += [f"{field.name}.{name}" for name in unset_fields(first)]
-    return missing
 
 
 @pytest.mark.parametrize("case", CASES, ids=case_id)
